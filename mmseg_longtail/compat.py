@@ -1,0 +1,194 @@
+"""The few fixes the OpenMMLab stack needs, applied in the plugin at import.
+
+Nothing in site-packages is edited; each fix wraps one mmengine entry point and
+is a no-op where the stack already behaves.
+
+1. ``mmseg_longtail::`` config scope: mmengine only resolves ``pkg::path``
+   bases for packages listed in its ``MODULE2PACKAGE`` table, and finds their
+   shipped configs under ``<package>/.mim/configs``. We add ourselves to the
+   table and locate the package by its import spec, which also works for
+   PEP 660 editable installs (where the distribution's location is
+   site-packages, not the source tree).
+2. ``--resume`` on torch >= 2.6: ``torch.load`` defaults to
+   ``weights_only=True`` there, which rejects the message-hub / numpy objects
+   that mmengine stores in its own checkpoints. Local files (checkpoints a
+   user or the runner wrote) are loaded with ``weights_only=False``, exactly
+   as on torch < 2.6; ``http(s)://`` and model-zoo downloads keep torch's safe
+   default.
+3. Multi-process training without CUDA: mmengine's ``init_dist`` calls
+   ``torch.cuda.set_device`` unconditionally, and its default DDP wrapper
+   passes ``device_ids=[LOCAL_RANK]``, both of which fail on CPU. Without CUDA
+   we initialise a gloo process group from the launcher's environment
+   (torchrun or SLURM) and wrap with ``device_ids=None``. With CUDA nothing
+   changes (NCCL, one device per process).
+4. Build-time class-count check: mmseg's ``BaseDecodeHead`` builds its losses
+   without telling them ``num_classes``. After a head is built, every loss
+   that has ``check_num_classes`` (the count-based long-tail losses) is
+   checked against the head's ``num_classes``, so a wrong-length
+   ``class_counts`` fails when the model is built, not at the first step.
+"""
+import datetime
+import functools
+import importlib.util
+import os
+import os.path as osp
+import subprocess
+from typing import Optional
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import utils as cfg_utils
+from mmengine.config import config as cfg_module
+from mmengine.runner import checkpoint as ckpt_module
+from mmengine.runner import runner as runner_module
+
+PACKAGE = 'mmseg_longtail'
+DISTRIBUTION = 'mmseg-longtail'
+_PATCHED = '_mmseg_longtail_patched'
+
+
+# --------------------------------------------------------------------- 1. scope
+def _register_config_scope() -> None:
+    cfg_utils.MODULE2PACKAGE.setdefault(PACKAGE, DISTRIBUTION)
+    original = cfg_module.get_installed_path
+    if getattr(original, _PATCHED, False):
+        return
+
+    @functools.wraps(original)
+    def get_installed_path(package: str) -> str:
+        if package in (PACKAGE, DISTRIBUTION):
+            spec = importlib.util.find_spec(PACKAGE)
+            if spec is not None and spec.origin is not None:
+                return osp.dirname(spec.origin)
+        return original(package)
+
+    setattr(get_installed_path, _PATCHED, True)
+    cfg_module.get_installed_path = get_installed_path
+
+
+# -------------------------------------------------------------------- 2. resume
+def load_from_local(filename: str, map_location=None):
+    """Load a local checkpoint the way torch < 2.6 did (full unpickling).
+
+    Only for local paths: the user or the runner chose the file. Remote
+    checkpoints go through mmengine's http loader and keep torch's default.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def _patch_local_checkpoint_loader() -> None:
+    loader = ckpt_module.CheckpointLoader
+    if getattr(loader._schemes.get(''), _PATCHED, False):
+        return
+    setattr(load_from_local, _PATCHED, True)
+    loader.register_scheme(prefixes='', loader=load_from_local, force=True)
+
+
+# ------------------------------------------------------------------ 3. CPU DDP
+def _env_from_slurm() -> None:
+    """Fill torch's rendezvous variables from SLURM's, as mmengine does."""
+    os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
+    os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
+    os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
+    os.environ.setdefault('MASTER_PORT', '29500')
+    if 'MASTER_ADDR' not in os.environ:
+        node_list = os.environ['SLURM_NODELIST']
+        os.environ['MASTER_ADDR'] = subprocess.getoutput(
+            f'scontrol show hostname {node_list} | head -n1')
+
+
+def init_cpu_dist(launcher: str, timeout: Optional[float] = None) -> None:
+    """Initialise a gloo process group for ``launcher`` on a CPU machine."""
+    if launcher == 'slurm':
+        _env_from_slurm()
+    elif launcher != 'pytorch':
+        raise ValueError(f'launcher={launcher!r}: CPU training supports '
+                         "'pytorch' (torchrun) and 'slurm'")
+    kwargs = {}
+    if timeout is not None:
+        kwargs['timeout'] = datetime.timedelta(seconds=timeout)
+    torch_dist.init_process_group(
+        backend='gloo',
+        init_method='env://',
+        rank=int(os.environ['RANK']),
+        world_size=int(os.environ['WORLD_SIZE']),
+        **kwargs)
+
+
+def _patch_cpu_distributed() -> None:
+    original_init = runner_module.init_dist
+    if not getattr(original_init, _PATCHED, False):
+
+        @functools.wraps(original_init)
+        def init_dist(launcher, backend='nccl', init_backend='torch', **kw):
+            if torch.cuda.is_available() or launcher == 'mpi':
+                return original_init(launcher, backend, init_backend, **kw)
+            return init_cpu_dist(launcher, kw.get('timeout'))
+
+        setattr(init_dist, _PATCHED, True)
+        runner_module.init_dist = init_dist
+
+    Runner = runner_module.Runner
+    original_wrap = Runner.wrap_model
+    if getattr(original_wrap, _PATCHED, False):
+        return
+
+    @functools.wraps(original_wrap)
+    def wrap_model(self, model_wrapper_cfg, model):
+        if (self.distributed and model_wrapper_cfg is None
+                and not torch.cuda.is_available()):
+            # mmengine's default passes device_ids=[LOCAL_RANK]: GPU only.
+            model_wrapper_cfg = dict(
+                type='MMDistributedDataParallel',
+                device_ids=None,
+                broadcast_buffers=False,
+                find_unused_parameters=self.cfg.get('find_unused_parameters',
+                                                    False))
+        return original_wrap(self, model_wrapper_cfg, model)
+
+    setattr(wrap_model, _PATCHED, True)
+    Runner.wrap_model = wrap_model
+
+
+# ------------------------------------------------- 4. class-count check
+def check_head_losses(head) -> None:
+    """Check each loss of ``head`` that knows its class counts."""
+    losses = getattr(head, 'loss_decode', None)
+    if losses is None:
+        return
+    if isinstance(losses, torch.nn.Module) and not isinstance(
+            losses, torch.nn.ModuleList):
+        losses = [losses]
+    for loss in losses:
+        check = getattr(loss, 'check_num_classes', None)
+        if callable(check):
+            check(head.num_classes)
+
+
+def _patch_decode_head_check() -> None:
+    from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+    original = BaseDecodeHead.__init__
+    if getattr(original, _PATCHED, False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        check_head_losses(self)
+
+    setattr(__init__, _PATCHED, True)
+    BaseDecodeHead.__init__ = __init__
+
+
+def apply() -> None:
+    """Apply every fix (idempotent; done on ``import mmseg_longtail``)."""
+    _register_config_scope()
+    _patch_local_checkpoint_loader()
+    _patch_cpu_distributed()
+    _patch_decode_head_check()
+
+
+apply()

@@ -1,0 +1,263 @@
+"""Class-frequency statistics: the library half of ``class_stats.py``.
+
+Data flow: label maps -> :func:`compute_class_stats` -> JSON file ->
+:func:`load_class_counts` -> ``class_counts`` of the long-tail losses, CeCo and
+the long-tail metric. The JSON holds, in class-id order::
+
+    {"classes": [...], "ignore_index": 255, "num_images": N,
+     "pixel_counts": [...], "image_counts": [...]}
+
+``pixel_counts[c]`` is the number of labelled pixels of class ``c``;
+``image_counts[c]`` the number of images in which class ``c`` occurs.
+Ignored pixels are never counted.
+"""
+import json
+import multiprocessing
+import os
+import os.path as osp
+from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
+                    Tuple, Union)
+
+import numpy as np
+
+COUNT_KINDS = ('pixel', 'image')
+CountsLike = Union[str, Sequence[float], np.ndarray]
+
+
+def count_label_map(label: np.ndarray, num_classes: int,
+                    ignore_index: int = 255,
+                    source: str = 'label map') -> np.ndarray:
+    """Per-class pixel counts of one label map, ``ignore_index`` excluded.
+
+    Raises:
+        ValueError: if a value is neither a class id nor ``ignore_index``.
+    """
+    flat = np.asarray(label).reshape(-1).astype(np.int64)
+    flat = flat[flat != ignore_index]
+    if flat.size and (flat.min() < 0 or flat.max() >= num_classes):
+        bad = np.unique(flat[(flat < 0) | (flat >= num_classes)])[:10]
+        raise ValueError(
+            f'{source}: label values {bad.tolist()} are outside 0..'
+            f'{num_classes - 1} and are not ignore_index={ignore_index}; '
+            'check --num-classes / --ignore-index')
+    return np.bincount(flat, minlength=num_classes)
+
+
+def read_label_png(path: str) -> np.ndarray:
+    """Read an 8/16-bit label PNG (palette PNGs give their indices)."""
+    from PIL import Image
+    with Image.open(path) as img:
+        return np.asarray(img)
+
+
+# Workers inherit the loader through fork, so any callable (a data set's
+# bound method, a closure) works without pickling.
+_WORKER_LOADER: Optional[Tuple[Callable[[int], np.ndarray],
+                               Callable[[int], str]]] = None
+
+
+def _count_item(args: Tuple[int, int, int]) -> np.ndarray:
+    i, num_classes, ignore_index = args
+    assert _WORKER_LOADER is not None
+    load, describe = _WORKER_LOADER
+    return count_label_map(load(i), num_classes, ignore_index, describe(i))
+
+
+def _progress(iterable: Iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+    return tqdm(iterable, total=total, desc=desc, unit='img')
+
+
+def compute_class_stats(labels: Union[Sequence[str], Sequence[np.ndarray],
+                                      Callable[[int], np.ndarray]],
+                        num_classes: int,
+                        ignore_index: int = 255,
+                        class_names: Optional[Sequence[str]] = None,
+                        num_labels: Optional[int] = None,
+                        workers: int = 1,
+                        progress: bool = True) -> Dict:
+    """Count pixels and images per class.
+
+    Args:
+        labels: label PNG paths, label arrays, or a callable ``i -> array``
+            (with ``num_labels``), e.g. a data set's ground-truth loader.
+        num_classes: number of classes K; values must lie in ``0..K-1`` or
+            equal ``ignore_index``.
+        ignore_index: label value that is not counted.
+        class_names: names in class-id order (default ``class0..``).
+        num_labels: number of labels when ``labels`` is a callable.
+        workers: worker processes reading the labels (forked).
+        progress: show a progress bar.
+
+    Returns:
+        dict with keys ``classes``, ``ignore_index``, ``num_images``,
+        ``pixel_counts`` and ``image_counts`` (lists in class-id order).
+    """
+    global _WORKER_LOADER
+    if num_classes < 1:
+        raise ValueError(f'num_classes must be >= 1, got {num_classes}')
+    if class_names is None:
+        class_names = [f'class{i}' for i in range(num_classes)]
+    if len(class_names) != num_classes:
+        raise ValueError(f'class_names has {len(class_names)} entries, '
+                         f'num_classes is {num_classes}')
+    if callable(labels):
+        if num_labels is None:
+            raise ValueError('num_labels is required with a callable')
+        loader, total = labels, int(num_labels)
+
+        def describe(i: int) -> str:
+            return f'label {i}'
+    else:
+        items = list(labels)
+        total = len(items)
+
+        def loader(i: int) -> np.ndarray:
+            item = items[i]
+            if isinstance(item, (str, os.PathLike)):
+                return read_label_png(str(item))
+            return np.asarray(item)
+
+        def describe(i: int) -> str:
+            item = items[i]
+            return str(item) if isinstance(item, (str, os.PathLike)) else \
+                f'label {i}'
+
+    pixels = np.zeros(num_classes, dtype=np.int64)
+    images = np.zeros(num_classes, dtype=np.int64)
+    args = [(i, num_classes, ignore_index) for i in range(total)]
+    desc = f'class stats ({workers} worker{"s" if workers > 1 else ""})'
+    _WORKER_LOADER = (loader, describe)
+    try:
+        if workers > 1 and total > 1:
+            ctx = multiprocessing.get_context('fork')
+            with ctx.Pool(workers) as pool:
+                per_image = pool.imap(_count_item, args, chunksize=4)
+                for counts in _progress(per_image, total, desc, progress):
+                    pixels += counts
+                    images += counts > 0
+        else:
+            for counts in _progress(map(_count_item, args), total, desc,
+                                    progress):
+                pixels += counts
+                images += counts > 0
+    finally:
+        _WORKER_LOADER = None
+    return dict(
+        classes=list(class_names),
+        ignore_index=int(ignore_index),
+        num_images=int(total),
+        pixel_counts=pixels.tolist(),
+        image_counts=images.tolist())
+
+
+def list_label_files(ann_dir: str, suffix: str = '.png') -> List[str]:
+    """Sorted label files under ``ann_dir`` (recursive)."""
+    if not osp.isdir(ann_dir):
+        raise FileNotFoundError(f'ann_dir {ann_dir!r} is not a directory')
+    files = []
+    for root, _, names in os.walk(ann_dir):
+        files += [osp.join(root, n) for n in names if n.endswith(suffix)]
+    return sorted(files)
+
+
+def save_class_stats(stats: Dict, path: str) -> None:
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(stats, f, indent=2)
+
+
+def load_class_stats(path: str) -> Dict:
+    """Read and check a statistics JSON written by ``class_stats.py``."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'class statistics file {path!r} not found; write it with '
+            '`python tools/analysis_tools/class_stats.py CONFIG --out FILE`')
+    with open(path) as f:
+        stats = json.load(f)
+    missing = [k for k in ('pixel_counts', 'image_counts') if k not in stats]
+    if missing:
+        raise KeyError(f'class statistics file {path!r} lacks {missing}')
+    return stats
+
+
+def load_class_counts(counts: CountsLike,
+                      num_classes: Optional[int] = None,
+                      kind: str = 'pixel',
+                      field: str = 'class_counts') -> np.ndarray:
+    """Per-class counts from a list or a statistics JSON, validated.
+
+    Args:
+        counts: a sequence of K non-negative numbers, or the path of a JSON
+            file written by ``class_stats.py``.
+        num_classes: expected K; checked when given.
+        kind: ``'pixel'`` or ``'image'`` counts, when reading a JSON file.
+        field: the config field being read, named in error messages.
+
+    Returns:
+        float64 array of shape (K,). Zero counts are kept as they are;
+        consumers clamp them (see :func:`class_prior`).
+
+    Raises:
+        ValueError / FileNotFoundError / KeyError naming ``field``.
+    """
+    if kind not in COUNT_KINDS:
+        raise ValueError(f'{field}: count_type must be one of {COUNT_KINDS}, '
+                         f'got {kind!r}')
+    if isinstance(counts, (str, os.PathLike)):
+        try:
+            stats = load_class_stats(str(counts))
+        except (FileNotFoundError, KeyError) as e:
+            raise type(e)(f'{field}: {e.args[0]}') from None
+        values = stats[f'{kind}_counts']
+    else:
+        values = counts
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f'{field} must be a list of numbers or a statistics '
+                         f'JSON path, got {type(counts).__name__}') from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f'{field} must be a non-empty 1-D list of counts, '
+                         f'got shape {arr.shape}')
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f'{field} contains non-finite values')
+    if (arr < 0).any():
+        bad = np.flatnonzero(arr < 0).tolist()
+        raise ValueError(f'{field} has negative counts at class ids {bad}')
+    if num_classes is not None and arr.size != num_classes:
+        raise ValueError(f'{field} has {arr.size} counts but num_classes is '
+                         f'{num_classes}')
+    return arr
+
+
+def class_prior(counts: np.ndarray, min_count: float = 1.0) -> np.ndarray:
+    """Class prior ``pi_c = n_c / sum(n)``, zero counts clamped to
+    ``min_count`` so that ``log(pi)`` stays finite."""
+    n = np.maximum(np.asarray(counts, dtype=np.float64), min_count)
+    return n / n.sum()
+
+
+def frequency_groups(pixel_counts: Sequence[float],
+                     thresholds: Tuple[float, float] = (1 / 3, 2 / 3)
+                     ) -> Dict[str, List[int]]:
+    """Split classes into head / body / tail by training frequency.
+
+    Classes are sorted by count, most frequent first; the first
+    ``thresholds[0]`` fraction of classes is the head, those past
+    ``thresholds[1]`` the tail (default: terciles).
+    """
+    lo, hi = thresholds
+    if not 0 <= lo <= hi <= 1:
+        raise ValueError(f'thresholds must satisfy 0 <= lo <= hi <= 1, '
+                         f'got {thresholds}')
+    counts = np.asarray(pixel_counts, dtype=np.float64)
+    order = np.argsort(-counts, kind='stable')
+    k = len(order)
+    n_head, n_body_end = int(round(lo * k)), int(round(hi * k))
+    return dict(
+        head=sorted(order[:n_head].tolist()),
+        body=sorted(order[n_head:n_body_end].tolist()),
+        tail=sorted(order[n_body_end:].tolist()))

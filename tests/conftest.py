@@ -1,0 +1,57 @@
+"""Shared test fixtures: repository paths, the shared CamVid data, tool runner."""
+import os
+import os.path as osp
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / 'shared'
+CAMVID_ROOT = SHARED / 'data' / 'camvid'
+CAMVID_TRAIN_PIXELS = [
+    10682767, 14750079, 623349, 20076880, 2845085, 6166762, 743859, 714595,
+    3719877, 405385, 184967
+]
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def camvid_root() -> Path:
+    """The real CamVid copy beside the checkout; skips when it is absent."""
+    if not (CAMVID_ROOT / 'ann_dir' / 'train').is_dir():
+        pytest.skip(f'CamVid not found at {CAMVID_ROOT} (../shared/data/camvid)')
+    return CAMVID_ROOT
+
+
+def run_tool(args: List[str], cwd: Optional[Path] = None, timeout: int = 600,
+             env: Optional[dict] = None, check: bool = True
+             ) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` from the repo root, output captured.
+
+    On failure the tool's output is shown, so a failing test says why.
+    """
+    full_env = dict(os.environ)
+    full_env.setdefault('OMP_NUM_THREADS', '1')
+    full_env['PYTHONUNBUFFERED'] = '1'
+    if env:
+        full_env.update(env)
+    proc = subprocess.run([sys.executable] + [str(a) for a in args],
+                          cwd=str(cwd or REPO_ROOT), env=full_env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{" ".join(map(str, args))} exited '
+                             f'{proc.returncode}:\n{proc.stdout[-6000:]}')
+    return proc
+
+
+@pytest.fixture(scope='session')
+def tool():
+    return run_tool

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# One-command setup of the OpenMMLab stack + mmseg-longtail (editable, with test extras).
+#
+# - keeps an existing torch; otherwise installs the CPU build where no GPU is present
+#   (set TORCH_SPEC to choose, e.g. TORCH_SPEC='torch==2.1.2' on a CUDA cluster);
+# - builds full mmcv 2.1.x (compiled ops) from source when no binary wheel fits, against
+#   the installed torch (no build isolation), with ninja on all cores; pip's wheel cache
+#   keeps the built wheel, so a second install takes seconds;
+# - installs mmengine, mmsegmentation, mmpretrain, mmseg's import-time extras and this
+#   package in editable mode with its test extras.
+# Idempotent: run it again any time.
+set -euo pipefail
+
+PY=${PYTHON:-python3}
+MMCV_SPEC=${MMCV_SPEC:-mmcv==2.1.0}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+cd "$(dirname "$0")/.."
+T0=$(date +%s)
+step() { echo "[install $(( $(date +%s) - T0 ))s] $*"; }
+pip_() { "$PY" -m pip install --disable-pip-version-check "$@"; }
+
+step "python: $("$PY" --version 2>&1) at $(command -v "$PY")"
+
+step "build tools (wheel, ninja)"
+pip_ -q wheel ninja packaging
+
+if "$PY" -c 'import torch' 2>/dev/null; then
+  step "torch $("$PY" -c 'import torch; print(torch.__version__)') already installed: kept"
+else
+  step "installing $TORCH_SPEC"
+  pip_ -q "$TORCH_SPEC"
+fi
+
+# mmcv's setup.py and mmengine's package lookup (`mmseg::` config scopes) import
+# pkg_resources, which setuptools >= 70 no longer ships. torch 2.13 declares
+# setuptools>=77 only for its own extension builder; pip warns about that, harmlessly.
+step "setuptools<70 (pkg_resources for mmcv's build and mmengine's config scopes)"
+pip_ -q 'setuptools<70'
+
+have_mmcv_ops() {
+  "$PY" - <<'PY' 2>/dev/null
+import mmcv, mmcv.ops  # noqa: F401  (full mmcv: the compiled ops import)
+from mmcv.ops import nms  # noqa: F401
+PY
+}
+if have_mmcv_ops; then
+  step "full mmcv $("$PY" -c 'import mmcv; print(mmcv.__version__)') with ops already installed: kept"
+else
+  # Pin the deps mmcv's build reads first; then build (or take from pip's wheel cache).
+  pip_ -q addict 'mmengine>=0.10.0,<0.11' 'numpy' pyyaml yapf opencv-python-headless
+  export MMCV_WITH_OPS=1
+  export MAX_JOBS=${MAX_JOBS:-$(nproc)}
+  # ninja must be on PATH for torch's extension builder to use it.
+  export PATH="$("$PY" -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+  step "building $MMCV_SPEC from source if not cached (first time: ~15 min on 2 cores; MAX_JOBS=$MAX_JOBS)"
+  pip_ --no-build-isolation "$MMCV_SPEC"
+fi
+
+step "mmengine, mmsegmentation, mmpretrain and mmseg's import-time extras"
+pip_ -q 'mmengine==0.10.7' 'mmsegmentation==1.2.2' 'mmpretrain>=1.2,<1.3' ftfy regex \
+  'matplotlib' 'prettytable' 'scipy' 'h5py' 'setuptools<70'
+
+step "mmseg-longtail (editable, test extras)"
+pip_ -q --no-build-isolation -e '.[tests]' 'setuptools<70'
+
+"$PY" - <<'PY'
+import torch, mmcv, mmengine, mmseg, mmpretrain, mmcv.ops  # noqa: F401
+import mmseg_longtail
+print(f'torch {torch.__version__} | mmcv {mmcv.__version__} | mmengine {mmengine.__version__} '
+      f'| mmseg {mmseg.__version__} | mmpretrain {mmpretrain.__version__} '
+      f'| mmseg_longtail {mmseg_longtail.__version__} | cuda {torch.cuda.is_available()}')
+PY
+step "done"

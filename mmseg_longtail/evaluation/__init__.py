@@ -1,0 +1,3 @@
+from .longtail_iou_metric import LongTailIoUMetric
+
+__all__ = ['LongTailIoUMetric']

@@ -1,0 +1,378 @@
+"""IoU metric with long-tail summaries (head / body / tail mIoU, Dice error).
+
+A drop-in for mmseg's ``IoUMetric``: the same per-batch intersection / union
+accumulation (inherited ``process``), the same per-class definitions, plus
+
+* ``mDice`` and ``DiceErr = 1 - mean Dice`` (a fraction in [0, 1], not a
+  percentage; the PAT paper reports values above 1 and so must use another,
+  unstated definition);
+* ``mIoU_head`` / ``mIoU_body`` / ``mIoU_tail``: mean IoU over classes
+  grouped by training pixel frequency (Liu et al., CVPR 2019 use the same
+  many / medium / few split for long-tailed recognition);
+* a JSON file with every per-class value, written to the run's work dir.
+
+Per class ``c`` (areas summed over the whole evaluation set, ignore excluded):
+``IoU_c = I_c / (P_c + L_c - I_c)``, ``Acc_c = I_c / L_c``,
+``Dice_c = 2 I_c / (P_c + L_c)``; a class absent from both prediction and
+label has ``IoU_c = NaN`` and is left out of every mean (as in mmseg).
+"""
+import datetime
+import json
+import logging
+import math
+import os
+import os.path as osp
+import re
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from mmengine.logging import MessageHub, MMLogger, print_log
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import METRICS
+from prettytable import PrettyTable
+
+from mmseg_longtail.utils import frequency_groups, load_class_counts
+
+GROUP_NAMES = ('head', 'body', 'tail')
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """Mean over non-NaN entries; NaN (no warning) when there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    valid = ~np.isnan(values)
+    return float(values[valid].mean()) if valid.any() else float('nan')
+
+
+def _json_ready(value):
+    """NaN/inf -> None and numpy -> Python, so the JSON is standard."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+@METRICS.register_module()
+class LongTailIoUMetric(IoUMetric):
+    """mmseg's IoU metric plus Dice error and frequency-group mIoU.
+
+    Reported keys (percentages rounded to 2 decimals like mmseg, except
+    ``DiceErr``): ``aAcc``, ``mIoU``, ``mAcc``, ``mDice``, ``DiceErr``
+    (``1 - mean Dice``, fraction) and, when class statistics are given,
+    ``mIoU_head``, ``mIoU_body``, ``mIoU_tail``. ``'mFscore'`` in
+    ``iou_metrics`` adds ``mFscore``, ``mPrecision``, ``mRecall``.
+
+    Args:
+        class_stats_file (str, optional): Statistics JSON written by
+            ``tools/analysis_tools/class_stats.py``; its ``pixel_counts``
+            (or ``image_counts``, see ``count_type``) define the groups.
+        class_counts (list | str, optional): Counts given directly (or a
+            statistics path); exclusive with ``class_stats_file``.
+        count_type (str): ``'pixel'`` (default) or ``'image'`` counts.
+        frequency_groups (dict, optional): Explicit groups,
+            ``dict(head=[ids], body=[ids], tail=[ids])``, overriding the
+            thresholds. Needs no counts.
+        group_thresholds (tuple[float, float]): Fractions of the classes,
+            sorted by count (most frequent first), ending the head and the
+            body. Defaults to terciles ``(1/3, 2/3)``.
+        json_dir (str, optional): Folder for the per-class JSON files.
+            Default: ``<work_dir>/longtail_metrics``, the work dir found from
+            the current runner's log file (``<work_dir>/<timestamp>/
+            <timestamp>.log``) or, failing that, from the ``work_dir`` of the
+            config the runner stored in the message hub.
+        save_json (bool): Write the JSON files. Defaults to True.
+        iou_metrics (list[str]): Extra mmseg metrics; ``mIoU`` and ``mDice``
+            are always computed.
+        **kwargs: ``ignore_index``, ``nan_to_num``, ``beta``,
+            ``collect_device``, ``output_dir``, ``format_only``, ``prefix``
+            as in :class:`mmseg.evaluation.IoUMetric`.
+    """
+
+    def __init__(self,
+                 class_stats_file: Optional[str] = None,
+                 class_counts: Optional[Union[Sequence[float], str]] = None,
+                 count_type: str = 'pixel',
+                 frequency_groups: Optional[Dict[str, Sequence[int]]] = None,
+                 group_thresholds: Tuple[float, float] = (1 / 3, 2 / 3),
+                 json_dir: Optional[str] = None,
+                 save_json: bool = True,
+                 iou_metrics: List[str] = ['mIoU', 'mDice'],
+                 **kwargs) -> None:
+        if isinstance(iou_metrics, str):
+            iou_metrics = [iou_metrics]
+        unknown = set(iou_metrics) - {'mIoU', 'mDice', 'mFscore'}
+        if unknown:
+            raise ValueError(f'iou_metrics: unsupported {sorted(unknown)}; '
+                             "choose from 'mIoU', 'mDice', 'mFscore'")
+        metrics = ['mIoU', 'mDice'] + [m for m in iou_metrics
+                                        if m == 'mFscore']
+        super().__init__(iou_metrics=metrics, **kwargs)
+
+        if class_stats_file is not None and class_counts is not None:
+            raise ValueError('give class_stats_file or class_counts, '
+                             'not both')
+        self.class_stats_file = class_stats_file
+        self.count_type = count_type
+        self.class_counts: Optional[np.ndarray] = None
+        if class_stats_file is not None:
+            self.class_counts = load_class_counts(
+                class_stats_file, kind=count_type, field='class_stats_file')
+            self._stats_classes = self._read_stats_classes(class_stats_file)
+        elif class_counts is not None:
+            self.class_counts = load_class_counts(
+                class_counts, kind=count_type, field='class_counts')
+            self._stats_classes = self._read_stats_classes(class_counts)
+        else:
+            self._stats_classes = None
+
+        lo_hi = tuple(float(t) for t in group_thresholds)
+        if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1] <= 1:
+            raise ValueError('group_thresholds must be two fractions with '
+                             f'0 <= lo <= hi <= 1, got {group_thresholds}')
+        self.group_thresholds = lo_hi
+        self.explicit_groups = self._check_groups(frequency_groups)
+        self.json_dir = json_dir
+        self.save_json = save_json
+
+    # ------------------------------------------------------------- set-up
+    @staticmethod
+    def _read_stats_classes(source) -> Optional[List[str]]:
+        if not isinstance(source, (str, os.PathLike)):
+            return None
+        with open(source) as f:
+            return json.load(f).get('classes')
+
+    @staticmethod
+    def _check_groups(groups) -> Optional[Dict[str, List[int]]]:
+        if groups is None:
+            return None
+        if not isinstance(groups, dict) or set(groups) - set(GROUP_NAMES):
+            raise ValueError('frequency_groups must be a dict with keys among '
+                             f'{GROUP_NAMES}, got {groups!r}')
+        checked = {g: sorted(int(i) for i in groups.get(g, []))
+                   for g in GROUP_NAMES}
+        flat = sum(checked.values(), [])
+        if len(flat) != len(set(flat)):
+            raise ValueError('frequency_groups: a class id is in two groups: '
+                             f'{checked}')
+        return checked
+
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: dict) -> None:
+        # Checked here, when the evaluation loop is built, so a wrong stats
+        # file fails before training starts.
+        self._dataset_meta = dataset_meta
+        if dataset_meta is None or 'classes' not in dataset_meta:
+            return
+        self.groups  # noqa: B018  (validates lengths and ids)
+        classes = list(dataset_meta['classes'])
+        names = self._stats_classes
+        generic = names is None or all(
+            re.fullmatch(r'class\d+', str(n)) for n in names)
+        if not generic and [str(n).lower() for n in names] != [
+                str(c).lower() for c in classes]:
+            print_log(
+                f'LongTailIoUMetric: class names in {self.class_stats_file} '
+                f'{names} differ from the data set classes {classes}; check '
+                'that the statistics belong to this data set',
+                logger='current', level=logging.WARNING)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.dataset_meta['classes'])
+
+    @property
+    def groups(self) -> Optional[Dict[str, List[int]]]:
+        """Class ids of the head / body / tail groups, or None."""
+        k = self.num_classes
+        if self.explicit_groups is not None:
+            bad = [i for ids in self.explicit_groups.values() for i in ids
+                   if not 0 <= i < k]
+            if bad:
+                raise ValueError(f'frequency_groups: class ids {bad} are not '
+                                 f'in 0..{k - 1}')
+            return self.explicit_groups
+        if self.class_counts is None:
+            return None
+        field = ('class_stats_file' if self.class_stats_file is not None else
+                 'class_counts')
+        if len(self.class_counts) != k:
+            raise ValueError(f'{field} has {len(self.class_counts)} counts '
+                             f'but the data set has {k} classes')
+        return frequency_groups(self.class_counts, self.group_thresholds)
+
+    # ------------------------------------------------------------ metrics
+    def per_class_metrics(self, results: list) -> Dict[str, np.ndarray]:
+        """Unrounded per-class fractions and summed areas.
+
+        Returns:
+            dict with ``aAcc`` (scalar), ``IoU``, ``Acc``, ``Dice`` (and
+            ``Fscore``, ``Precision``, ``Recall``) of shape (K,), and the
+            areas ``area_intersect``, ``area_union``, ``area_pred``,
+            ``area_label``.
+        """
+        columns = tuple(zip(*results))
+        if len(columns) != 4:
+            raise ValueError('LongTailIoUMetric: no evaluation results; was '
+                             'the data set empty?')
+        # float64 sums: per-image float32 counts are exact, but float32
+        # totals over a large set are not
+        areas = [sum(a.double() for a in c) for c in columns]
+        out = self.total_area_to_metrics(*areas, self.metrics,
+                                         self.nan_to_num, self.beta)
+        for name, area in zip(('intersect', 'union', 'pred', 'label'), areas):
+            out[f'area_{name}'] = area.numpy()
+        return out
+
+    def summarize(self, per_class: Dict[str, np.ndarray]
+                  ) -> 'OrderedDict[str, float]':
+        """Unrounded summary numbers (percent, except ``DiceErr``)."""
+        summary = OrderedDict(aAcc=float(per_class['aAcc']) * 100)
+        for key in ('IoU', 'Acc', 'Dice', 'Fscore', 'Precision', 'Recall'):
+            if key in per_class:
+                summary['m' + key] = _nanmean(per_class[key]) * 100
+        summary['DiceErr'] = 1.0 - summary['mDice'] / 100
+        groups = self.groups
+        if groups is not None:
+            for name in GROUP_NAMES:
+                summary[f'mIoU_{name}'] = _nanmean(
+                    per_class['IoU'][groups[name]]) * 100
+        return summary
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        logger: MMLogger = MMLogger.get_current_instance()
+        if self.format_only:
+            logger.info(f'results are saved to {osp.dirname(self.output_dir)}')
+            return OrderedDict()
+        per_class = self.per_class_metrics(results)
+        summary = self.summarize(per_class)
+        self._log_table(per_class, summary, logger)
+        if self.save_json:
+            self._write_json(per_class, summary, logger)
+        return OrderedDict(
+            (k, round(v, 4) if k == 'DiceErr' else round(v, 2))
+            for k, v in summary.items())
+
+    # ------------------------------------------------------------ outputs
+    def _log_table(self, per_class, summary, logger) -> None:
+        classes = list(self.dataset_meta['classes'])
+        groups = self.groups
+        member = {i: g for g, ids in (groups or {}).items() for i in ids}
+        table = PrettyTable()
+        table.add_column('Class', classes)
+        if self.class_counts is not None:
+            freq = self.class_counts / max(self.class_counts.sum(), 1.0)
+            table.add_column(f'train {self.count_type} %',
+                             [f'{100 * f:.3f}' for f in freq])
+        if groups is not None:
+            table.add_column('group',
+                             [member.get(i, '-') for i in range(len(classes))])
+        for key in ('IoU', 'Acc', 'Dice', 'Fscore', 'Precision', 'Recall'):
+            if key in per_class:
+                table.add_column(key, np.round(per_class[key] * 100, 2))
+        print_log('per class results:', logger)
+        print_log('\n' + table.get_string(), logger=logger)
+        if groups is None:
+            print_log(
+                'LongTailIoUMetric: no class statistics (class_stats_file / '
+                'class_counts / frequency_groups unset), so no head/body/tail '
+                'mIoU; write them with `python tools/analysis_tools/'
+                'class_stats.py CONFIG --out FILE`', logger=logger)
+        else:
+            print_log('frequency groups (class ids): ' + ', '.join(
+                f'{g}={groups[g]}' for g in GROUP_NAMES), logger=logger)
+
+    @staticmethod
+    def _run_dirs() -> Tuple[Optional[str], Optional[str]]:
+        """(work_dir, runner timestamp) of the current mmengine runner.
+
+        The runner logs to ``<work_dir>/<timestamp>/<timestamp>.log``; the
+        current MMLogger's file handler gives both. Fallback: the
+        ``work_dir`` line of the config text the runner stores in the
+        message hub (no timestamp then).
+        """
+        logger = MMLogger.get_current_instance()
+        for handler in logger.handlers:
+            path = getattr(handler, 'baseFilename', None)
+            if not path:
+                continue
+            log_dir = osp.dirname(path)
+            stamp = osp.splitext(osp.basename(path))[0]
+            if osp.basename(log_dir) == stamp:
+                return osp.dirname(log_dir), stamp
+        cfg_text = MessageHub.get_current_instance().get_info('cfg')
+        if isinstance(cfg_text, str):
+            match = re.search(r"^work_dir\s*=\s*['\"](.+?)['\"]\s*$",
+                              cfg_text, re.M)
+            if match:
+                return match.group(1), None
+        return None, None
+
+    def _write_json(self, per_class, summary, logger) -> Optional[str]:
+        work_dir, stamp = self._run_dirs()
+        json_dir = self.json_dir
+        if json_dir is None and work_dir is not None:
+            json_dir = osp.join(work_dir, 'longtail_metrics')
+        if json_dir is None:
+            print_log(
+                'LongTailIoUMetric: no runner work dir found and json_dir '
+                'unset, so the per-class JSON is not written',
+                logger=logger, level=logging.WARNING)
+            return None
+        hub = MessageHub.get_current_instance()
+        stage = hub.get_info('loop_stage') or 'eval'
+        train_iter = hub.get_info('iter')
+        now = datetime.datetime.now().strftime('%Y%m%d_%H%M%S')
+        if stage == 'val' and train_iter is not None:
+            # The hub holds the 0-based index of the last training iteration.
+            name = f'val_iter{int(train_iter) + 1}'
+        else:
+            name = f'{stage}_{stamp or now}'
+        record = dict(
+            metric=type(self).__name__,
+            stage=stage,
+            iter=None if train_iter is None else int(train_iter) + 1,
+            epoch=hub.get_info('epoch'),
+            run_timestamp=stamp,
+            written_at=now,
+            work_dir=work_dir,
+            classes=list(self.dataset_meta['classes']),
+            ignore_index=self.ignore_index,
+            summary=summary,
+            per_class={
+                k: per_class[k] * 100
+                for k in ('IoU', 'Acc', 'Dice', 'Fscore', 'Precision',
+                          'Recall') if k in per_class
+            },
+            areas={
+                k[len('area_'):]: per_class[k]
+                for k in ('area_intersect', 'area_union', 'area_pred',
+                          'area_label')
+            },
+            groups=self.groups,
+            group_thresholds=list(self.group_thresholds),
+            count_type=self.count_type,
+            train_counts=self.class_counts,
+            class_stats_file=self.class_stats_file)
+        text = json.dumps(_json_ready(record), indent=2)
+        os.makedirs(json_dir, exist_ok=True)
+        path = osp.join(json_dir, f'{name}.json')
+        for target in (path, osp.join(json_dir, 'latest.json')):
+            tmp = f'{target}.tmp'
+            with open(tmp, 'w') as f:
+                f.write(text)
+            os.replace(tmp, target)  # atomic: collectors never read halves
+        print_log(f'LongTailIoUMetric: per-class values written to {path}',
+                  logger=logger)
+        return path

@@ -69,23 +69,20 @@ def _unwrap(dataset):
 
 
 def _file_label_loader(dataset) -> Callable[[int], np.ndarray]:
-    """Read seg maps from disk and map them as mmseg's LoadAnnotations."""
-    from mmseg_longtail.utils import read_label_png
+    """Label maps of any mmseg data set, decoded by mmseg's LoadAnnotations
+    (``reduce_zero_label`` and ``label_map`` applied, as in training)."""
+    from mmseg.datasets.transforms import LoadAnnotations
+    load_annotations = LoadAnnotations(
+        backend_args=getattr(dataset, 'backend_args', None))
 
     def load(i: int) -> np.ndarray:
         info = dataset.get_data_info(i)
-        label = read_label_png(info['seg_map_path']).astype(np.int64)
-        if info.get('reduce_zero_label', False):
-            label[label == 0] = 255
-            label = label - 1
-            label[label == 254] = 255
-        label_map = info.get('label_map') or {}
-        if label_map:
-            mapped = label.copy()
-            for old, new in label_map.items():
-                mapped[label == old] = new
-            label = mapped
-        return label
+        results = dict(
+            seg_map_path=info['seg_map_path'],
+            reduce_zero_label=info.get('reduce_zero_label', False),
+            label_map=info.get('label_map'),
+            seg_fields=[])
+        return load_annotations(results)['gt_seg_map']
 
     return load
 

@@ -19,8 +19,10 @@ is a no-op where the stack already behaves.
    ``torch.cuda.set_device`` unconditionally, and its default DDP wrapper
    passes ``device_ids=[LOCAL_RANK]``, both of which fail on CPU. Without CUDA
    we initialise a gloo process group from the launcher's environment
-   (torchrun or SLURM) and wrap with ``device_ids=None``. With CUDA nothing
-   changes (NCCL, one device per process).
+   (torchrun or SLURM) and wrap with ``device_ids=None``. SyncBN layers (the
+   default norm of mmseg's model configs) only run on GPUs, so there they
+   become plain BN, with a warning: batch statistics are then per process.
+   With CUDA nothing changes (NCCL, one device per process, SyncBN).
 4. Build-time class-count check: mmseg's ``BaseDecodeHead`` builds its losses
    without telling them ``num_classes``. After a head is built, every loss
    that has ``check_num_classes`` (the count-based long-tail losses) is
@@ -30,6 +32,7 @@ is a no-op where the stack already behaves.
 import datetime
 import functools
 import importlib.util
+import logging
 import os
 import os.path as osp
 import subprocess
@@ -118,6 +121,25 @@ def init_cpu_dist(launcher: str, timeout: Optional[float] = None) -> None:
         **kwargs)
 
 
+def _cpu_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """SyncBN -> BN for CPU processes (torch's SyncBN needs CUDA)."""
+    from mmengine.logging import print_log
+    from mmengine.model import revert_sync_batchnorm
+    sync = (torch.nn.SyncBatchNorm, )
+    try:
+        from mmcv.ops import SyncBatchNorm as MMCVSyncBN
+        sync += (MMCVSyncBN, )
+    except ImportError:  # mmcv without compiled ops
+        pass
+    if not any(isinstance(m, sync) for m in model.modules()):
+        return model
+    print_log(
+        'CPU multi-process training: SyncBN layers converted to BN (SyncBN '
+        'needs CUDA); batch statistics are computed per process.',
+        logger='current', level=logging.WARNING)
+    return revert_sync_batchnorm(model)
+
+
 def _patch_cpu_distributed() -> None:
     original_init = runner_module.init_dist
     if not getattr(original_init, _PATCHED, False):
@@ -138,6 +160,8 @@ def _patch_cpu_distributed() -> None:
 
     @functools.wraps(original_wrap)
     def wrap_model(self, model_wrapper_cfg, model):
+        if self.distributed and not torch.cuda.is_available():
+            model = _cpu_batchnorm(model)
         if (self.distributed and model_wrapper_cfg is None
                 and not torch.cuda.is_available()):
             # mmengine's default passes device_ids=[LOCAL_RANK]: GPU only.

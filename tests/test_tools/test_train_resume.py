@@ -86,7 +86,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_torchrun_two_process_cpu(tmp_path):
+def test_torchrun_two_process_cpu_syncbn(tmp_path):
+    """torchrun + --launcher pytorch on CPU: gloo, and mmseg's usual SyncBN
+    (which needs CUDA) turned into BN with a warning. The loss-curve match
+    against one process is tested in test_dist_train.py."""
     work = tmp_path / 'ddp'
     out = run_tool([
         '-m', 'torch.distributed.run', '--nproc_per_node=2',
@@ -94,8 +97,11 @@ def test_torchrun_two_process_cpu(tmp_path):
         '--launcher', 'pytorch', '--work-dir', work, '--cfg-options'
     ] + SHORT + [
         'train_cfg.max_iters=6', 'train_cfg.val_interval=6',
-        'default_hooks.checkpoint.interval=6'
+        'default_hooks.checkpoint.interval=6',
+        'model.backbone.norm_cfg.type=SyncBN',
+        'model.decode_head.norm_cfg.type=SyncBN'
     ]).stdout
+    assert 'SyncBN layers converted to BN' in out
     assert 'Distributed launcher: pytorch' in out
     assert 'Distributed training: True' in out
     assert re.search(r'GPU number: 2|world_size: 2|Iter\(train\) \[6/6\]',

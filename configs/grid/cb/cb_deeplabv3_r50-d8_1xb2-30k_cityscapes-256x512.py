@@ -1,0 +1,19 @@
+# CB loss, DLV3, Cityscapes: one cell of the PAT paper grid
+# (tools/misc/generate_grid_configs.py writes these files; edit it, not them).
+_base_ = [
+    '../../_base_/models/deeplabv3.py',
+    '../../_base_/datasets/cityscapes_256x512.py',
+    '../../_base_/losses/cb.py',
+    '../../_base_/default_runtime.py',
+    '../../_base_/schedules/schedule_30k.py',
+]
+# The loss replaces the decode head's CE; the auxiliary head keeps CE.
+model = dict(
+    data_preprocessor=dict(size=_base_.crop_size),
+    decode_head=dict(
+        num_classes=_base_.num_classes,
+        loss_decode=dict(
+            _base_.loss_decode,
+            class_counts=_base_.class_stats_file,
+            _delete_=True)),
+    auxiliary_head=dict(num_classes=_base_.num_classes))

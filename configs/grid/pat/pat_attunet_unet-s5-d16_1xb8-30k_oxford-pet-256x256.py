@@ -1,0 +1,18 @@
+# PAT loss, AttUNet, Oxford-IIIT Pet: one cell of the PAT paper grid
+# (tools/misc/generate_grid_configs.py writes these files; edit it, not them).
+_base_ = [
+    '../../_base_/models/attunet.py',
+    '../../_base_/datasets/oxford_pet.py',
+    '../../_base_/losses/pat.py',
+    '../../_base_/default_runtime.py',
+    '../../_base_/schedules/schedule_30k.py',
+]
+# The loss replaces the decode head's CE; the auxiliary head keeps CE.
+model = dict(
+    data_preprocessor=dict(size=_base_.crop_size),
+    decode_head=dict(
+        num_classes=_base_.num_classes,
+        loss_decode=dict(
+            _base_.loss_decode,
+            _delete_=True)),
+    auxiliary_head=dict(num_classes=_base_.num_classes))

@@ -1,0 +1,107 @@
+"""A real single-node SLURM cluster on this machine: tools/slurm_train.sh
+with 2 tasks on CPU, and a 2-cell grid submitted by tools/grid.py --slurm
+as one job array, collected by tools/collect_results.py.
+
+The module fixture runs tools/slurm/setup_local_slurm.sh (installs
+slurm-wlm + munge with apt-get when missing, starts slurmctld + slurmd);
+the tests skip only when that script says SLURM cannot be installed here.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT, run_tool
+
+CONFIG = 'tests/test_configs/data/tiny_gn_synthetic.py'
+TINY_DATA = 'tests/test_configs/data/synthetic_tiny.py'
+
+
+@pytest.fixture(scope='module')
+def slurm_partition():
+    proc = subprocess.run(
+        ['bash', 'tools/slurm/setup_local_slurm.sh', 'start'],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=900)
+    if proc.returncode == 3:
+        pytest.skip('SLURM cannot be installed on this machine: '
+                    + proc.stdout.strip().splitlines()[-1])
+    assert proc.returncode == 0, proc.stdout
+    return os.environ.get('SLURM_LOCAL_PARTITION', 'local')
+
+
+def test_slurm_train_two_tasks_on_cpu(slurm_partition, tmp_path):
+    work = tmp_path / 'run'
+    env = dict(os.environ, GPUS='2', GPUS_PER_NODE='0', CPUS_PER_TASK='1',
+               PYTHON=sys.executable, PYTHONPATH=str(REPO_ROOT),
+               OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    proc = subprocess.run(
+        ['bash', 'tools/slurm_train.sh', slurm_partition, 'lt-train', CONFIG,
+         '--work-dir', str(work), '--cfg-options',
+         'train_dataloader.batch_size=2'],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    srun_line = next(ln for ln in proc.stdout.splitlines()
+                     if ln.startswith('+ srun'))
+    # CPU nodes: no GPU requested, 2 tasks of 1 CPU
+    assert '--gres' not in srun_line
+    assert '--ntasks=2' in srun_line and '--cpus-per-task=1' in srun_line
+    records = {}
+    for rank in (0, 1):
+        lines = (work / f'losses_rank{rank}.jsonl').read_text().splitlines()
+        records[rank] = [json.loads(x) for x in lines]
+        assert [r['iter'] for r in records[rank]] == [1, 2, 3, 4]
+        assert {r['world_size'] for r in records[rank]} == {2}
+    for a, b in zip(records[0], records[1]):
+        assert not set(a['img_path']) & set(b['img_path'])
+    assert (work / 'iter_4.pth').is_file()
+    assert re.search(r'mIoU: \d', proc.stdout)
+
+
+def test_grid_slurm_job_array(slurm_partition, tmp_path):
+    root = tmp_path / 'grid'
+    env = dict(OMP_NUM_THREADS='1')
+    out = run_tool([
+        'tools/grid.py', '--slurm', '--wait', '--partition', slurm_partition,
+        '--gpus-per-node', '0', '--cpus-per-task', '1', '--job-name',
+        'lt-grid', '--data-config', TINY_DATA, '--models', 'unet',
+        '--losses', 'ce,pat', '--work-root', root, '--cfg-options',
+        'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=2'
+    ], env=env).stdout
+    job = re.search(r'job array (\d+) submitted', out).group(1)
+    assert 'ended (sbatch exit 0)' in out
+    runs = sorted(root.glob('*_unet-s5-d16_fcn_1xb2-30k_synthetic-tiny-32x32'))
+    assert [r.name.split('_')[0] for r in runs] == ['ce', 'pat']
+    tasks = set()
+    for run in runs:
+        status = json.loads((run / 'grid_status.json').read_text())
+        assert status['status'] == 'done' and status['returncode'] == 0
+        assert status['launcher'] == 'slurm'
+        tasks.add(status['slurm_job'])
+        assert (run / 'iter_2.pth').is_file()
+    # one job array, one task per cell
+    assert tasks == {f'{job}_0', f'{job}_1'}
+    logs = sorted(p.name for p in (root / '_grid' / 'logs').iterdir())
+    assert logs == [f'{job}_0.out', f'{job}_1.out']
+
+    # resubmitting finished cells submits nothing
+    again = run_tool(['tools/grid.py', '--slurm', '--partition',
+                      slurm_partition, '--data-config', TINY_DATA,
+                      '--models', 'unet', '--losses', 'ce,pat',
+                      '--work-root', root], env=env).stdout
+    assert 'nothing to run' in again and 'submitting' not in again
+
+    table = run_tool(['tools/collect_results.py', root, '--tables',
+                      'runs']).stdout
+    for loss in ('ce', 'pat'):
+        row = next(ln for ln in table.splitlines()
+                   if ln.startswith(f'| {loss}_unet'))
+        cells = [c.strip() for c in row.strip('|').split('|')]
+        assert cells[1:6] == ['synthetic_tiny', 'unet', loss, 'done', '2']
+        assert re.fullmatch(r'\d+\.\d\d', cells[6])  # mIoU
+        assert re.fullmatch(r'\d+:\d\d', cells[14])  # wall time

@@ -60,6 +60,25 @@ step "mmengine, mmsegmentation, mmpretrain and mmseg's import-time extras"
 pip_ -q 'mmengine==0.10.7' 'mmsegmentation==1.2.2' 'mmpretrain>=1.2,<1.3' ftfy regex \
   'matplotlib' 'prettytable' 'scipy' 'h5py' 'setuptools<70'
 
+# mmpretrain's backbones (type='mmpretrain.ResNet' in mmseg configs) import
+# torchvision. Take the release paired with torch (0.(minor+15)) when its
+# compiled ops load against this torch; otherwise leave it out (PyPI has no
+# CPU build for torch's CPU wheels) and say so: only mmpretrain backbones need it.
+have_torchvision() { "$PY" -c 'import torch, torchvision.ops; torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)' 2>/dev/null; }
+if have_torchvision; then
+  step "torchvision $("$PY" -c 'import torchvision; print(torchvision.__version__)') already installed: kept"
+else
+  TV_SPEC=${TORCHVISION_SPEC:-$("$PY" -c 'import torch; M, m = torch.__version__.split("+")[0].split(".")[:2]; print(f"torchvision=={int(M) - 2}.{int(m) + 15}.*" if M == "2" else "")')}
+  if [ -n "$TV_SPEC" ]; then
+    step "trying $TV_SPEC (for mmpretrain backbones)"
+    pip_ -q --no-deps "$TV_SPEC" || true
+    if ! have_torchvision; then
+      "$PY" -m pip uninstall -y -q torchvision 2>/dev/null || true
+      step "NOTE: no torchvision build on the index matches this torch; mmpretrain backbones are unavailable (the rest is unaffected)"
+    fi
+  fi
+fi
+
 step "mmseg-longtail (editable, test extras)"
 pip_ -q --no-build-isolation -e '.[tests]' 'setuptools<70'
 

@@ -53,6 +53,7 @@ METRIC_FMT = {
 }
 RUN_STAMP = re.compile(r'\d{8}_\d{6}')  # mmengine's per-launch log folder
 LOG_TIME = re.compile(r'^(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2})')
+SEED_SUFFIX = r'(?:_seed(\d+))?'  # study runs: <config name>_seed<N>
 
 
 # ----------------------------------------------------------------- reading
@@ -93,26 +94,51 @@ def identify(run_dir: str, status: Optional[dict]) -> Optional[Tuple]:
             if not name.startswith(f'{loss.name}_{model.name}_'):
                 continue
             for dk, ds in grid_spec.DATASETS.items():
-                if re.search(rf'_{re.escape(ds.name)}-\d+x\d+$', name):
+                if re.search(rf'_{re.escape(ds.name)}-\d+x\d+{SEED_SUFFIX}$',
+                             name):
                     return dk, mk, lk
     return None
+
+
+def run_seed(run_dir: str, status: Optional[dict]) -> Optional[int]:
+    """The seed of a study run (its grid status, else the ``_seed<N>``
+    ending of its name); None for runs without one."""
+    seed = ((status or {}).get('cell') or {}).get('seed')
+    if seed is not None:
+        return int(seed)
+    m = re.search(rf'{SEED_SUFFIX}$', osp.basename(osp.normpath(run_dir)))
+    return int(m.group(1)) if m and m.group(1) else None
+
+
+def _scalar_records(run_dir: str):
+    """(file, record) for every line of the run's mmengine scalars.json
+    files (one per launch); unreadable lines are skipped."""
+    for path in glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json')):
+        with open(path) as f:
+            for line in f:
+                try:
+                    yield path, json.loads(line)
+                except ValueError:
+                    continue
+
+
+def train_seconds_per_iter(run_dir: str) -> Optional[float]:
+    """Mean training ``time`` per iteration in mmengine's scalars.json
+    (each record averages the logger interval; data loading included)."""
+    times = [float(rec['time']) for _, rec in _scalar_records(run_dir)
+             if 'time' in rec and 'loss' in rec and 'mIoU' not in rec]
+    return sum(times) / len(times) if times else None
 
 
 def _scalars_metrics(run_dir: str) -> Optional[dict]:
     """Last validation record of mmengine's scalars.json files."""
     best, best_key = None, None
-    for path in glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json')):
-        with open(path) as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if 'mIoU' not in rec:
-                    continue
-                key = (rec.get('step', 0), path)
-                if best_key is None or key >= best_key:
-                    best, best_key = rec, key
+    for path, rec in _scalar_records(run_dir):
+        if 'mIoU' not in rec:
+            continue
+        key = (rec.get('step', 0), path)
+        if best_key is None or key >= best_key:
+            best, best_key = rec, key
     if best is None:
         return None
     summary = {k: float(best[k]) for k in SUMMARY_KEYS if k in best}
@@ -159,7 +185,11 @@ def read_run(run_dir: str) -> dict:
         cell=cell, status=(status or {}).get('status'),
         wall_s=(status or {}).get('wall_s'),
         iters=last_checkpoint_iter(run_dir), summary={}, per_class=None,
-        classes=None, metrics_source=None)
+        classes=None, metrics_source=None, seed=run_seed(run_dir, status),
+        groups=None, train_counts=None, metric_iter=None,
+        loadavg=[(status or {}).get('loadavg_start'),
+                 (status or {}).get('loadavg_end')],
+        cfg_options=(status or {}).get('cfg_options'))
     if record['wall_s'] is None:
         record['wall_s'] = log_wall_time(run_dir)
     metrics = _read_json(
@@ -170,6 +200,9 @@ def read_run(run_dir: str) -> dict:
                      if v is not None},
             per_class=(metrics.get('per_class') or {}).get('IoU'),
             classes=metrics.get('classes'),
+            groups=metrics.get('groups'),
+            train_counts=metrics.get('train_counts'),
+            metric_iter=metrics.get('iter'),
             metrics_source='longtail_metrics')
     else:
         fallback = _scalars_metrics(run_dir)
@@ -460,13 +493,387 @@ def build_tables(runs: List[dict], which: Sequence[str]) -> List[Table]:
     return tables
 
 
+# ------------------------------------------------------------- study page
+PAGE_METRICS = ('mIoU', 'aAcc', 'mDice', 'mIoU_head', 'mIoU_body',
+                'mIoU_tail')
+
+
+def _mean_std(values: Sequence[float]) -> Tuple[float, Optional[float]]:
+    """Mean and sample standard deviation (None for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def _fmt_ms(values: Sequence[float], fmt: str = '{:.2f}') -> str:
+    if not values:
+        return ''
+    mean, std = _mean_std(values)
+    text = fmt.format(mean)
+    return text if std is None else f'{text} ± {fmt.format(std)}'
+
+
+def _best_mean(columns: Sequence[Sequence[float]]) -> Optional[float]:
+    """The largest mean of a column, None when fewer than two distinct
+    means exist (nothing to single out)."""
+    means = {_mean_std(v)[0] for v in columns if v}
+    return max(means) if len(means) > 1 else None
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]],
+              left: int = 1) -> str:
+    """Markdown table; the first ``left`` columns left-aligned."""
+    lines = ['| ' + ' | '.join(header) + ' |',
+             '|' + '---|' * left + '---:|' * (len(header) - left)]
+    lines += ['| ' + ' | '.join(r) + ' |' for r in rows]
+    return '\n'.join(lines) + '\n'
+
+
+def _rel(path: str) -> str:
+    """Path relative to the repository where it is inside it or beside it
+    (``../shared/...``), so pages name no machine's absolute paths."""
+    path = osp.abspath(path)
+    rel = osp.relpath(path, grid_spec.REPO_ROOT)
+    return rel if not rel.startswith(osp.join('..', '..')) else path
+
+
+def study_runs(study, runs: List[dict]) -> Dict[grid_spec.StudyCell, dict]:
+    """The study's planned runs -> what exists of them (by work dir name);
+    planned runs without a work dir are absent."""
+    by_name = {r['name']: r for r in runs}
+    out = {}
+    for cell in grid_spec.study_cells(study):
+        run = by_name.get(grid_spec.study_config_name(study, cell))
+        if run is not None:
+            out[cell] = run
+    return out
+
+
+def _finished(run: Optional[dict]) -> bool:
+    return bool(run and run['status'] == 'done' and run['summary'])
+
+
+def _study_setup(study, num_images: Optional[int]) -> List[Tuple[str, str]]:
+    """(row, text) pairs describing the study, read from its configs."""
+    from mmengine.config import Config
+    data = Config.fromfile(study.data_base)
+    sched = Config.fromfile(study.schedule_base)
+    batch, crop = int(data.train_dataloader.batch_size), tuple(data.crop_size)
+    test_scale = next((t['scale'] for t in data.test_pipeline
+                       if t.get('type') == 'Resize'), None)
+    opt = sched.optim_wrapper.optimizer
+    iters = int(sched.train_cfg.max_iters)
+    epochs = (f' (about {iters * batch / num_images:.1f} epochs of '
+              f'{num_images} images)' if num_images else '')
+    extra = ', '.join(
+        grid_spec.LOSSES[lo].title + ' ' + ', '.join(
+            map(str, study.seeds_of(lo)))
+        for lo in study.losses if len(study.seeds_of(lo)) > len(study.seeds))
+    seeds = (f'{", ".join(map(str, study.seeds))} for every loss' +
+             (f'; {extra}' if extra else ''))
+    models = '; '.join(
+        f'{m.title}: `' + (_rel(m.base) if osp.isabs(m.base) else
+                           'configs/_base_/' + m.base) + '`'
+        for m in study.models.values())
+    scale = (f'images resized to {test_scale[0]}x{test_scale[1]} (w x h); '
+             if test_scale else '')
+    return [
+        ('data', f'{study.dataset_title}: train on `train`, evaluate on '
+         f'`val`, data root `{_rel(study.data_root)}`'),
+        ('input', f'{scale}training crops {crop[0]}x{crop[1]} (h x w), '
+         'batch ' + str(batch) + f'; `{_rel(study.data_base)}`; predictions '
+         'are scored at the labels\' own resolution'),
+        ('models', models),
+        ('schedule', f'{opt.type} lr {opt.lr}, momentum '
+         f'{opt.get("momentum", "-")}, weight decay '
+         f'{opt.get("weight_decay", "-")}, poly decay; {iters} iterations'
+         f'{epochs}, from scratch; `{_rel(study.schedule_base)}`; the same '
+         'schedule for every loss'),
+        ('seeds', seeds),
+        ('losses', ', '.join(grid_spec.LOSSES[lo].title
+                             for lo in study.losses) +
+         ': `configs/_base_/losses/<loss>.py` on the decode head (counted '
+         'losses get the class statistics); the auxiliary head keeps CE'),
+    ]
+
+
+def _noise_sentences(study, model: str, values: Dict[str, List[float]],
+                     metric_label: str) -> List[str]:
+    """Sentences comparing each loss with CE against the seed noise."""
+    multi = {lo: v for lo, v in values.items() if len(v) > 1}
+    if not multi:
+        return []
+    pooled = math.sqrt(sum(_mean_std(v)[1] ** 2 for v in multi.values()) /
+                       len(multi))
+    # two runs that differ only in the seed differ by sqrt(2) sigma (std)
+    noise = math.sqrt(2) * pooled
+    title = study.models[model].title
+    names = ', '.join(grid_spec.LOSSES[lo].title for lo in multi)
+    out = [f'**{title}, {metric_label}:** seed std σ = {pooled:.2f} points '
+           f'(pooled over {names}); two runs differing only in the seed '
+           f'differ by about √2σ = {noise:.2f}.']
+    base = values.get('ce')
+    if base:
+        ce = _mean_std(base)[0]
+        small, large = [], []
+        for lo, v in values.items():
+            if lo == 'ce' or not v:
+                continue
+            d = _mean_std(v)[0] - ce
+            item = f'{grid_spec.LOSSES[lo].title} ({d:+.2f})'
+            (small if abs(d) < noise else large).append(item)
+        if small:
+            out.append('Differences from CE smaller than the seed noise '
+                       f'(not evidence either way): {", ".join(small)}.')
+        if large:
+            out.append('Larger than the seed noise: '
+                       f'{", ".join(large)}.')
+    return out
+
+
+def study_page(study, runs: List[dict], page: str,
+               roots: Sequence[str]) -> str:
+    """Write the study's results page (markdown) and its per-class IoU
+    plots (PNG, next to the page); returns the markdown."""
+    import numpy as np
+    cells = grid_spec.study_cells(study)
+    found = study_runs(study, runs)
+    done = {c: r for c, r in found.items() if _finished(r)}
+    losses, models = list(study.losses), list(study.models)
+
+    def values(model, loss, key):
+        return [done[c]['summary'][key] for c in cells
+                if c.model == model and c.loss == loss and c in done
+                and done[c]['summary'].get(key) is not None]
+
+    # classes, counts and groups: a finished run's metric JSON, else the
+    # study's statistics file
+    ref = next((r for r in done.values() if r['classes']), None)
+    stats = _read_json(study.class_stats_file) or {}
+    classes = (ref or {}).get('classes') or stats.get('classes')
+    counts = (ref or {}).get('train_counts') or stats.get('pixel_counts')
+    groups = (ref or {}).get('groups')
+    if groups is None and counts:
+        from mmseg_longtail.utils import frequency_groups
+        groups = {k: [int(i) for i in v] for k, v in frequency_groups(
+            np.asarray(counts, float)).items()}
+    group_of = {i: g for g, ids in (groups or {}).items() for i in ids}
+
+    page_dir = osp.dirname(osp.abspath(page))
+    stem = osp.splitext(osp.basename(page))[0]
+    cfg_opts = sorted({tuple(r.get('cfg_options') or ())
+                       for r in found.values()})
+    spec_cmd = study.command()
+    run_cmd = spec_cmd
+    spec_root = grid_spec.load_study(study.path,
+                                     study.variant == 'full_res').work_root
+    if study.work_root != spec_root:
+        run_cmd += f' --work-root {_rel(study.work_root)}'
+    if len(cfg_opts) == 1 and cfg_opts[0]:
+        run_cmd += ' --cfg-options ' + ' '.join(cfg_opts[0])
+    page_cmd = (study.command('tools/collect_results.py') +
+                (f' {" ".join(_rel(r) for r in roots)}'
+                 if [osp.abspath(r) for r in roots] != [spec_root] else '')
+                + f' --page {_rel(page)}')
+    now = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
+    missing = [c for c in cells if c not in done]
+
+    md = [f'# {study.title}', '',
+          '<!-- generated by tools/collect_results.py --page; edit the '
+          'generator, not this file -->', '',
+          f'{len(done)} of {len(cells)} runs finished ({now}; work dirs '
+          f'under `{_rel(study.work_root)}`). Runs that are missing are '
+          'blank here and listed as "not run yet" under [Runs](#runs); '
+          'regenerate the page at any time:', '',
+          '```bash', page_cmd, '```', '',
+          'Reproduce every run (resumable: finished runs are skipped, '
+          'interrupted ones resume from their last checkpoint):', '',
+          '```bash', run_cmd, '```', '']
+    if len(cfg_opts) > 1:
+        md += ['Note: the runs used different `--cfg-options`: ' + '; '.join(
+            ' '.join(o) or '(none)' for o in cfg_opts) + '.', '']
+    if study.variant == 'default':
+        md += ['The same study at full resolution on a GPU: add '
+               '`--full-res` to both commands (the spec\'s `full_res` '
+               'overrides).', '']
+    num_images = stats.get('num_images')
+    md += ['## Setup', '', _md_table(
+        ['', ''], [[k, v] for k, v in _study_setup(study, num_images)], 2)]
+    if groups and classes:
+        md += ['Frequency groups (terciles of training pixels): ' + '; '.join(
+            f'{g} = ' + ', '.join(classes[i] for i in groups[g])
+            for g in ('head', 'body', 'tail')) + '.', '']
+
+    # --- results
+    md += ['## Results', '',
+           'Validation after the last iteration, mean over the finished '
+           'seeds (± sample std where more than one). mIoU, aAcc, mDice and '
+           'the head / body / tail mIoU in %; the best mean of each column '
+           'in bold.', '']
+    header = ['Loss'] + [study.models[m].title for m in models]
+    best = {m: _best_mean([values(m, lo, 'mIoU') for lo in losses])
+            for m in models}
+    rows = []
+    for lo in losses:
+        row = [grid_spec.LOSSES[lo].title]
+        for m in models:
+            v = values(m, lo, 'mIoU')
+            text = _fmt_ms(v)
+            if v and _mean_std(v)[0] == best[m]:
+                text = f'**{text}**'
+            row.append(text)
+        rows.append(row)
+    md += ['**mIoU (%), loss x model**', '', _md_table(header, rows)]
+    for m in models:
+        header = ['Loss'] + [METRIC_FMT[k][0] for k in PAGE_METRICS] + [
+            'seeds']
+        col_best = {k: _best_mean([values(m, lo, k) for lo in losses])
+                    for k in PAGE_METRICS}
+        rows = []
+        for lo in losses:
+            row = [grid_spec.LOSSES[lo].title]
+            for k in PAGE_METRICS:
+                v = values(m, lo, k)
+                text = _fmt_ms(v)
+                if v and _mean_std(v)[0] == col_best[k]:
+                    text = f'**{text}**'
+                row.append(text)
+            seeds = [c.seed for c in cells if c.model == m and c.loss == lo
+                     and c in done]
+            row.append(', '.join(map(str, seeds)))
+            rows.append(row)
+        md += [f'**{study.models[m].title}**', '', _md_table(header, rows)]
+
+    # --- seed noise
+    md += ['## Seed spread', '']
+    rows = []
+    for m in models:
+        for lo in losses:
+            seeds = [c for c in cells if c.model == m and c.loss == lo]
+            if len(seeds) < 2:
+                continue
+            per = [f'{c.seed}: {done[c]["summary"]["mIoU"]:.2f}'
+                   if c in done else f'{c.seed}: not run yet' for c in seeds]
+            rows.append([study.models[m].title, grid_spec.LOSSES[lo].title,
+                         ', '.join(per), _fmt_ms(values(m, lo, 'mIoU')),
+                         _fmt_ms(values(m, lo, 'mIoU_tail'))])
+    if rows:
+        md += [_md_table(['Model', 'Loss', 'mIoU per seed', 'mIoU mean ± std',
+                          'tail mIoU mean ± std'], rows, 3)]
+    sentences = []
+    for m in models:
+        for key, label in (('mIoU', 'mIoU'), ('mIoU_tail', 'tail mIoU')):
+            sentences += _noise_sentences(
+                study, m, {lo: values(m, lo, key) for lo in losses}, label)
+    md += ([' '.join(sentences), ''] if sentences else [
+        'No loss has two finished seeds yet, so the seed noise is unknown: '
+        'read single-seed differences with care.', ''])
+
+    # --- per class
+    if classes:
+        order = (sorted(range(len(classes)), key=lambda i: -counts[i])
+                 if counts else list(range(len(classes))))
+        total = float(sum(counts)) if counts else None
+        md += ['## Per-class IoU', '',
+               'IoU (%) per class, mean over the finished seeds; classes '
+               'from the most to the least frequent in the training pixels '
+               '(share and group H / B / T in the header).', '']
+        head = ['Loss'] + [
+            f'{classes[i]} ({group_of.get(i, "-")[:1].upper()}'
+            + (f', {100 * counts[i] / total:.1f}%' if total else '') + ')'
+            for i in order]
+        plot_mod = None
+        for m in models:
+            rows, records, names = [], [], []
+            for lo in losses:
+                runs_ = [done[c] for c in cells if c.model == m
+                         and c.loss == lo and c in done and done[c][
+                             'per_class'] and done[c]['classes'] == classes]
+                per = []
+                for i in range(len(classes)):
+                    vals = [r['per_class'][i] for r in runs_
+                            if r['per_class'][i] is not None]
+                    per.append(sum(vals) / len(vals) if vals else None)
+                rows.append([grid_spec.LOSSES[lo].title] + [
+                    '' if per[i] is None else f'{per[i]:.2f}' for i in order])
+                if runs_:
+                    records.append(dict(
+                        classes=classes, per_class=dict(IoU=per),
+                        summary=dict(mIoU=_mean_std(values(m, lo,
+                                                           'mIoU'))[0])))
+                    names.append(grid_spec.LOSSES[lo].title)
+            md += [f'**{study.models[m].title}**', '', _md_table(head, rows)]
+            if records and counts:
+                if plot_mod is None:
+                    sys.path.insert(0, osp.join(osp.dirname(
+                        osp.abspath(__file__)), 'analysis_tools'))
+                    import plot_class_iou as plot_mod
+                png = f'{stem}_class_iou_{m}.png'
+                plot_mod.plot(records, names, np.asarray(counts, float), 'IoU',
+                              osp.join(page_dir, png),
+                              f'{study.dataset_title}, '
+                              f'{study.models[m].title}: IoU vs training '
+                              'share (mean over seeds)')
+                md += [f'![{study.models[m].title}: per-class IoU against '
+                       f'training frequency]({png})', '']
+
+    # --- runs
+    md += ['## Runs', '',
+           'Wall time: tools/grid.py\'s record (start-up, training, '
+           'validation; summed over resumed attempts). Train s/iter: mean '
+           'of mmengine\'s per-iteration `time` (data loading included). '
+           'Load: the machine\'s 1-minute load average at the start / end '
+           'of the run (2 cores here; above 2 means other processes '
+           'competed).', '']
+    rows, walls = [], []
+    for c in cells:
+        r = found.get(c)
+        name = grid_spec.study_config_name(study, c)
+        if r is None:
+            rows.append([name, study.models[c.model].title,
+                         grid_spec.LOSSES[c.loss].title, str(c.seed),
+                         'not run yet', '', '', '', '', ''])
+            continue
+        spi = train_seconds_per_iter(r['work_dir'])
+        load = '/'.join(f'{x[0]:.1f}' if x else '?' for x in r['loadavg'])
+        if r['status'] == 'done' and r['wall_s']:
+            walls.append(r['wall_s'])
+        status = r['status'] if r['status'] != 'running' else (
+            'running or interrupted')
+        rows.append([name, study.models[c.model].title,
+                     grid_spec.LOSSES[c.loss].title, str(c.seed), status,
+                     str(r['iters'] or ''), format_duration(r['wall_s']) or '',
+                     f'{spi:.2f}' if spi else '', load,
+                     f'{r["summary"]["mIoU"]:.2f}' if 'mIoU' in r['summary']
+                     else ''])
+    md += [_md_table(['Run (work dir)', 'Model', 'Loss', 'Seed', 'Status',
+                      'Iters', 'Wall', 'Train s/iter', 'Load', 'mIoU'],
+                     rows, 5)]
+    if walls:
+        md += [f'Finished runs took {format_duration(sum(walls))} in all, '
+               f'{format_duration(sum(walls) / len(walls))} on average '
+               f'(min {format_duration(min(walls))}, max '
+               f'{format_duration(max(walls))}); the {len(missing)} '
+               'remaining runs would take about '
+               f'{format_duration(len(missing) * sum(walls) / len(walls))} '
+               'at that rate.', '']
+    text = '\n'.join(md)
+    os.makedirs(page_dir, exist_ok=True)
+    with open(page, 'w') as f:
+        f.write(text)
+    return text
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         description='Collect grid results into the PAT paper\'s tables',
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__)
-    parser.add_argument('roots', nargs='*', default=['work_dirs/grid'],
-                        help='work roots to search (default: work_dirs/grid)')
+    parser.add_argument('roots', nargs='*', default=[],
+                        help='work roots to search (default: work_dirs/grid, '
+                        "or the --study's work_root)")
     parser.add_argument('--out-dir', help='write one file per table and '
                         'format here')
     parser.add_argument('--formats', nargs='+', default=['md', 'csv', 'tex'],
@@ -479,9 +886,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--print-format', default='md',
                         choices=['md', 'csv', 'tex', 'none'],
                         help='format printed to stdout')
+    parser.add_argument('--study', metavar='SPEC',
+                        help='a study spec (configs/camvid_study/'
+                        "study_cpu.py): roots default to its work_root")
+    parser.add_argument('--full-res', action='store_true',
+                        help="with --study: the spec's full-resolution "
+                        'variant')
+    parser.add_argument('--page', nargs='?', const='', metavar='OUT.md',
+                        help="with --study: write the study's results page "
+                        "(default: the spec's page) and its plots, instead "
+                        'of the tables')
     args = parser.parse_args(argv)
 
+    study = None
+    if args.study:
+        study = grid_spec.load_study(args.study, args.full_res)
+        if not args.roots:
+            args.roots = [study.work_root]
+            if args.page is None:
+                print(f'(--study: reading {study.work_root})')
+    elif args.page is not None or args.full_res:
+        parser.error('--page and --full-res need --study')
+    if not args.roots:
+        args.roots = ['work_dirs/grid']
     runs = collect(args.roots)
+    if args.page is not None:
+        page = args.page or study.page
+        if not page:
+            parser.error('the spec names no page: give --page OUT.md')
+        if study.work_root not in [osp.abspath(r) for r in args.roots]:
+            # the roots are another copy of the study: take them as its
+            # work root (run names and commands)
+            root = osp.abspath(args.roots[0])
+            stats = study.class_stats_file
+            if stats == osp.join(study.work_root, 'class_stats.json'):
+                stats = osp.join(root, 'class_stats.json')
+            study = study._replace(work_root=root, class_stats_file=stats)
+        study_page(study, runs, page, args.roots)
+        done = sum(_finished(r) for r in study_runs(study, runs).values())
+        print(f'wrote {page} ({done} of {len(grid_spec.study_cells(study))} '
+              'runs finished)')
+        return 0
     tables = build_tables(runs, args.tables)
     if args.print_format != 'none':
         print(f'{len(runs)} runs under {", ".join(args.roots)}\n')

@@ -23,6 +23,13 @@ go to tools/train.py unchanged (e.g. ``train_cfg.max_iters=1000``).
 (e.g. configs/_base_/datasets/synthetic.py for smoke tests): the cell
 configs are then rendered into ``<work-root>/_grid/configs/`` by the same
 code that writes configs/grid/.
+
+``--study SPEC`` runs a study instead (e.g. configs/camvid_study/
+study_cpu.py: its own data set base, light model bases, schedule, losses
+and seeds; docs/study.md): seeds are an axis (``--seeds``; work dirs end in
+``_seed<N>``, configs set ``randomness.seed``), the cells run most
+informative first, the data set's class statistics are written first when
+missing, and ``--full-res`` switches to the spec's full-resolution variant.
 """
 import argparse
 import datetime
@@ -65,9 +72,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--data-config', metavar='BASE',
         help='run the selected models x losses on this data set base config '
         'instead (it must define num_classes, crop_size, class_stats_file)')
+    study = p.add_argument_group('studies (--study)')
+    study.add_argument(
+        '--study', metavar='SPEC',
+        help='run a study spec, e.g. configs/camvid_study/study_cpu.py '
+        '(--models / --losses select among its keys)')
+    study.add_argument('--full-res', action='store_true',
+                       help="the spec's full-resolution variant (its "
+                       '`full_res` overrides: GPU-sized data, models and '
+                       'schedule)')
+    study.add_argument('--seeds', nargs='+', metavar='N',
+                       help="only these of the study's seeds")
+    study.add_argument('--data-root', help="the data set's root (default: "
+                       "the spec's data_root)")
     run = p.add_argument_group('running')
-    run.add_argument('--work-root', default='work_dirs/grid',
-                     help='work dirs are <work-root>/<config name>')
+    run.add_argument('--work-root', default=None,
+                     help='work dirs are <work-root>/<config name> (default: '
+                     "work_dirs/grid, or the study's work_root)")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument('--dist', action='store_true',
                       help='run each cell with tools/dist_train.sh on '
@@ -112,6 +133,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         setattr(args, axis, grid_spec.split_patterns(getattr(args, axis)))
     if args.data_config and args.datasets:
         p.error('--data-config replaces the data set axis; drop --datasets')
+    if args.study and (args.datasets or args.data_config):
+        p.error('--study sets the data set; drop --datasets / --data-config')
+    if not args.study and (args.full_res or args.seeds or args.data_root):
+        p.error('--full-res, --seeds and --data-root need --study')
+    try:
+        args.seeds = [int(x) for x in grid_spec.split_patterns(args.seeds)
+                      ] or None
+    except ValueError:
+        p.error('--seeds takes integers')
+    if args.work_root is None and not args.study:
+        args.work_root = 'work_dirs/grid'
     if args.gpus < 1:
         p.error('--gpus must be >= 1')
     for opt in args.cfg_options:
@@ -149,8 +181,135 @@ def _render_override(args, cells) -> List[dict]:
     return entries
 
 
+def load_study(args) -> grid_spec.Study:
+    try:
+        return grid_spec.load_study(args.study, args.full_res,
+                                    data_root=args.data_root,
+                                    work_root=args.work_root)
+    except (OSError, KeyError, ValueError) as e:
+        raise SystemExit(f'--study: {e}')
+
+
+def study_data_base(study: grid_spec.Study) -> str:
+    """Text of the study's data set base: the spec's base with the data
+    root and the statistics file written in. The leaves read
+    ``class_stats_file`` through ``_base_``, so the losses' counts and the
+    evaluator's groups both follow it."""
+    root = study.data_root
+    lines = [
+        f'# Data set base of the study {study.name!r}, written by '
+        'tools/grid.py --study:',
+        '# the spec\'s base with its data root and class statistics.',
+        f'_base_ = [{study.data_base!r}]',
+        f'data_root = {root!r}',
+        f'class_stats_file = {study.class_stats_file!r}',
+        'train_dataloader = dict(dataset=dict(data_root=data_root))',
+        'val_dataloader = dict(dataset=dict(data_root=data_root))',
+    ]
+    if not osp.isdir(osp.join(root, 'img_dir', 'test')):
+        # copies without a test split (the shared CamVid): test on val
+        lines.append(
+            "test_dataloader = dict(dataset=dict(data_root=data_root, "
+            "data_prefix=dict(img_path='img_dir/val', "
+            "seg_map_path='ann_dir/val')))")
+    else:
+        lines.append('test_dataloader = dict(dataset=dict('
+                     'data_root=data_root))')
+    lines += ['val_evaluator = dict(class_stats_file=class_stats_file)',
+              'test_evaluator = dict(class_stats_file=class_stats_file)']
+    return '\n'.join(lines) + '\n'
+
+
+def _write_if_changed(path: str, text: str) -> None:
+    """Write atomically, and only when the content changes (array tasks
+    of a running job may be reading it)."""
+    if osp.isfile(path):
+        with open(path) as f:
+            if f.read() == text:
+                return
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp = f'{path}.{os.getpid()}.tmp'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _study_plan(args, study: grid_spec.Study) -> List[dict]:
+    """A study's cells (model x loss x seed) with their rendered configs."""
+    try:
+        cells = grid_spec.study_cells(study, args.models or None,
+                                      args.losses or None, args.seeds)
+    except ValueError as e:
+        raise SystemExit(str(e))
+    cfg_dir = osp.join(study.work_root, GRID_DIR_NAME, 'configs')
+    data_base = osp.join(cfg_dir, 'data_base.py')
+    if not args.dry_run:
+        _write_if_changed(data_base, study_data_base(study))
+    base_prefix = osp.join(grid_spec.CONFIG_ROOT, '_base_') + os.sep
+    spec = osp.relpath(study.path, REPO_ROOT)
+    entries = []
+    for c in cells:
+        name = grid_spec.study_config_name(study, c)
+        text = grid_spec.render_config(
+            grid_spec.Cell(study.dataset, c.model, c.loss), data_base,
+            base_prefix, model=study.models[c.model],
+            schedule_base=study.schedule_base,
+            dataset_title=study.dataset_title,
+            note=f'Rendered by tools/grid.py --study {spec}'
+            + (' --full-res' if study.variant == 'full_res' else '')
+            + f', seed {c.seed}.',
+            extra=f'randomness = dict(seed={c.seed})\n')
+        path = osp.join(cfg_dir, name + '.py')
+        if not args.dry_run:
+            _write_if_changed(path, text)
+        entries.append(dict(
+            cell=dict(dataset=study.dataset, model=c.model, loss=c.loss,
+                      seed=c.seed, study=study.name),
+            config=path, name=name))
+    return entries
+
+
+def ensure_class_stats(study: grid_spec.Study, python: str,
+                       dry_run: bool) -> None:
+    """Write the study's class statistics from the training labels when
+    the file is missing (tools/analysis_tools/class_stats.py)."""
+    path = study.class_stats_file
+    if osp.isfile(path):
+        print(f'class statistics: {path}')
+        return
+    cmd = [python, osp.join(TOOLS, 'analysis_tools', 'class_stats.py'),
+           osp.join(study.work_root, GRID_DIR_NAME, 'configs',
+                    'data_base.py'), '--out', path]
+    if dry_run:
+        print(f'class statistics: {path} missing; would write it with: '
+              f'{shlex.join(cmd)}')
+        return
+    if not osp.isdir(study.data_root):
+        raise SystemExit(f'data root {study.data_root} not found: pass '
+                         '--data-root (or set data_root in the spec)')
+    print(f'class statistics: writing {path}', flush=True)
+    env = dict(os.environ)
+    env['PYTHONPATH'] = REPO_ROOT + (os.pathsep + env['PYTHONPATH']
+                                     if env.get('PYTHONPATH') else '')
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if proc.returncode != 0 or not osp.isfile(path):
+        raise SystemExit(f'class statistics failed ({shlex.join(cmd)}):\n'
+                         f'{proc.stdout[-3000:]}')
+
+
 def make_plan(args) -> List[dict]:
     """Selected cells with config, work dir and state."""
+    if args.study:
+        study = load_study(args)
+        args.work_root = study.work_root
+        entries = _study_plan(args, study)
+        for e in entries:
+            e['work_dir'] = osp.join(study.work_root, e['name'])
+            e['key'] = '{dataset}/{model}/{loss}/seed{seed}'.format(
+                **e['cell'])
+            e['state'] = cell_state(e['work_dir'])
+        return entries
     try:
         cells = grid_spec.select_cells(
             args.datasets or None, args.models or None, args.losses or None)
@@ -271,7 +430,7 @@ def run_cell(entry: dict, launcher: str, gpus: int, python: str,
         cfg_options=list(cfg_options), command=shlex.join(cmd),
         host=socket.gethostname(), slurm_job=_slurm_job_id(),
         started=datetime.datetime.now().isoformat(timespec='seconds'),
-        attempts=previous.get('attempts', 0) + 1)
+        attempts=previous.get('attempts', 0) + 1, loadavg_start=_loadavg())
     log_path = osp.join(work_dir, 'grid_train.log')
     last_progress = 0.0
     with open(log_path, 'a') as log:
@@ -298,7 +457,16 @@ def run_cell(entry: dict, launcher: str, gpus: int, python: str,
         work_dir, status='done' if returncode == 0 else 'failed',
         returncode=returncode, wall_s=previous.get('wall_s', 0.0) + wall,
         finished=datetime.datetime.now().isoformat(timespec='seconds'),
-        last_iter=collect_results.last_checkpoint_iter(work_dir))
+        last_iter=collect_results.last_checkpoint_iter(work_dir),
+        loadavg_end=_loadavg())
+
+
+def _loadavg() -> Optional[List[float]]:
+    """1/5/15-minute load averages: how busy the machine was (timings)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _slurm_job_id() -> Optional[str]:
@@ -444,6 +612,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print_plan(plan, args.force)
     todo = [e for e in plan if to_run(e, args.force)]
     launcher = 'slurm' if args.slurm else 'dist' if args.dist else 'local'
+    if args.study and todo:
+        ensure_class_stats(load_study(args), args.python, args.dry_run)
     if not todo:
         print('nothing to run: every selected cell is done')
         print_summary(plan)

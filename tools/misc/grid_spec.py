@@ -140,13 +140,21 @@ def select_cells(datasets: Optional[Sequence[str]] = None,
 
 
 def config_name(cell: Cell, batch_size: int, crop_size: Sequence[int],
-                dataset_name: Optional[str] = None) -> str:
+                dataset_name: Optional[str] = None,
+                model: Optional[Model] = None,
+                schedule_name: str = SCHEDULE_NAME, suffix: str = '') -> str:
     """mmseg-style file stem of a cell, e.g.
-    ``pat_unet-s5-d16_fcn_1xb4-30k_camvid-360x480``."""
+    ``pat_unet-s5-d16_fcn_1xb4-30k_camvid-360x480``.
+
+    ``model`` and ``schedule_name`` replace the grid's (studies use their own
+    light bases and schedules); ``suffix`` is appended, e.g. ``_seed1``.
+    """
     h, w = crop_size
     dataset_name = dataset_name or DATASETS[cell.dataset].name
-    return (f'{LOSSES[cell.loss].name}_{MODELS[cell.model].name}_'
-            f'{GPUS}xb{batch_size}-{SCHEDULE_NAME}_{dataset_name}-{h}x{w}')
+    model = model or MODELS[cell.model]
+    return (f'{LOSSES[cell.loss].name}_{model.name}_'
+            f'{GPUS}xb{batch_size}-{schedule_name}_{dataset_name}-{h}x{w}'
+            f'{suffix}')
 
 
 @functools.lru_cache(maxsize=None)
@@ -174,20 +182,26 @@ def config_path(cell: Cell) -> str:
 
 
 def render_config(cell: Cell, dataset_base: str, base_prefix: str,
-                  note: str = '') -> str:
+                  note: str = '', model: Optional[Model] = None,
+                  schedule_base: str = SCHEDULE_BASE,
+                  dataset_title: Optional[str] = None,
+                  extra: str = '') -> str:
     """Text of a cell's config.
 
     ``base_prefix`` is prepended to the ``_base_`` paths (relative to the
     ``configs/_base_`` folder): ``'../../_base_/'`` for configs/grid/<loss>/,
     an absolute folder for configs rendered elsewhere. An absolute
-    ``dataset_base`` is used as it is. The data set's
-    ``num_classes``, ``crop_size`` and ``class_stats_file`` reach the model
-    through mmengine's ``_base_.<name>`` references (a base cannot read a
-    sibling base's variables; the leaf can).
+    ``dataset_base`` (or model / schedule base) is used as it is. The data
+    set's ``num_classes``, ``crop_size`` and ``class_stats_file`` reach the
+    model through mmengine's ``_base_.<name>`` references (a base cannot read
+    a sibling base's variables; the leaf can). ``model``, ``schedule_base``
+    and ``dataset_title`` replace the grid's (studies); ``extra`` is appended
+    as it is (e.g. ``randomness = dict(seed=1)``).
     """
-    ds, model, loss = DATASETS[cell.dataset], MODELS[cell.model], LOSSES[
-        cell.loss]
-    bases = [model.base, dataset_base, loss.base, RUNTIME_BASE, SCHEDULE_BASE]
+    loss = LOSSES[cell.loss]
+    model = model or MODELS[cell.model]
+    dataset_title = dataset_title or DATASETS[cell.dataset].title
+    bases = [model.base, dataset_base, loss.base, RUNTIME_BASE, schedule_base]
     base_lines = ''.join(
         f"    '{b if osp.isabs(b) else base_prefix + b}',\n" for b in bases)
     counts = ('\n            class_counts=_base_.class_stats_file,'
@@ -201,8 +215,8 @@ def render_config(cell: Cell, dataset_base: str, base_prefix: str,
                    '_base_.crop_size)),\n')
     else:
         preproc = '    data_preprocessor=dict(size=_base_.crop_size),\n'
-    header = (f'# {loss.title} loss, {model.title}, {ds.title}: one cell of '
-              'the PAT paper grid\n'
+    header = (f'# {loss.title} loss, {model.title}, {dataset_title}: one cell '
+              'of the PAT paper grid\n'
               '# (tools/misc/generate_grid_configs.py writes these files; '
               'edit it, not them).\n')
     if note:
@@ -217,4 +231,211 @@ def render_config(cell: Cell, dataset_base: str, base_prefix: str,
         '        loss_decode=dict(\n'
         f'            _base_.loss_decode,{counts}\n'
         '            _delete_=True)),\n'
-        '    auxiliary_head=dict(num_classes=_base_.num_classes))\n')
+        '    auxiliary_head=dict(num_classes=_base_.num_classes))\n' + extra)
+
+
+# ------------------------------------------------------------------ studies
+class Study(NamedTuple):
+    """A study spec (e.g. configs/camvid_study/study_cpu.py) resolved.
+
+    Paths are absolute: the spec's relative paths are relative to the
+    repository root; ``data_root`` / ``work_root`` given on the command line
+    are relative to the current directory (the caller resolves them).
+    """
+    path: str  # the spec file
+    name: str
+    title: str
+    variant: str  # 'default' or 'full_res'
+    dataset: str  # key (cells, tables)
+    dataset_name: str  # file-name piece
+    dataset_title: str
+    data_base: str
+    data_root: str
+    class_stats_file: str
+    work_root: str
+    schedule_base: str
+    schedule_name: str
+    models: Dict[str, Model]
+    losses: Tuple[str, ...]
+    seeds: Tuple[int, ...]  # every loss
+    extra_seeds: Dict[str, Tuple[int, ...]]  # loss -> further seeds
+    priority: Tuple[str, ...]  # losses run first, in this order
+    page: str
+
+    def seeds_of(self, loss: str) -> Tuple[int, ...]:
+        extra = [s for s in self.extra_seeds.get(loss, ()) if s not in
+                 self.seeds]
+        return tuple(self.seeds) + tuple(extra)
+
+    def command(self, tool: str = 'tools/grid.py') -> str:
+        """The command that runs (or pages) this study, repo-relative."""
+        spec = osp.relpath(self.path, REPO_ROOT)
+        flag = ' --full-res' if self.variant == 'full_res' else ''
+        return f'python {tool} --study {spec}{flag}'
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """``base`` updated by ``override``, dicts merged recursively."""
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _repo_path(path: Optional[str]) -> Optional[str]:
+    if path is None:
+        return None
+    path = osp.expanduser(path)
+    return osp.normpath(path if osp.isabs(path) else osp.join(REPO_ROOT,
+                                                              path))
+
+
+def _schedule_name(schedule_base: str) -> str:
+    """mmseg's schedule piece of a name: ``30k``, ``80k``; ``500i`` for
+    schedules that are not whole thousands."""
+    from mmengine.config import Config
+    iters = int(Config.fromfile(schedule_base).train_cfg.max_iters)
+    return f'{iters // 1000}k' if iters % 1000 == 0 else f'{iters}i'
+
+
+def load_study(path: str, full_res: bool = False,
+               data_root: Optional[str] = None,
+               work_root: Optional[str] = None) -> Study:
+    """Read a study spec (an mmengine config file of plain values).
+
+    Keys: ``name``, ``title``, ``dataset`` (dict: ``key``, ``base``,
+    ``name``, ``title``), ``data_root``, ``class_stats_file`` (None:
+    ``<work_root>/class_stats.json``), ``work_root``, ``schedule`` (dict:
+    ``base``, optional ``name``), ``models`` (key -> a grid model key, or a
+    dict with ``base``, ``name``, ``title``, optional ``size_divisor``),
+    ``losses`` (grid loss keys), ``seeds``, ``extra_seeds`` (loss -> seeds),
+    ``priority`` (losses run first), ``page`` (the results page) and
+    ``full_res`` (overrides merged in with ``full_res=True``). Wrong values
+    fail here, naming the key.
+    """
+    from mmengine.config import Config
+    spec_path = osp.abspath(path)
+    if not osp.isfile(spec_path):
+        raise FileNotFoundError(f'study spec {path!r} not found')
+    raw = Config.fromfile(spec_path).to_dict()
+    variant = 'default'
+    if full_res:
+        if not raw.get('full_res'):
+            raise KeyError(f'{path}: no `full_res` overrides for --full-res')
+        raw = _merge(raw, raw['full_res'])
+        variant = 'full_res'
+
+    def need(key):
+        if key not in raw:
+            raise KeyError(f'{path}: the study spec defines no `{key}`')
+        return raw[key]
+
+    ds = need('dataset')
+    for key in ('key', 'base', 'name', 'title'):
+        if key not in ds:
+            raise KeyError(f'{path}: `dataset` needs `{key}`')
+    models = {}
+    for key, m in need('models').items():
+        if isinstance(m, str):
+            if m not in MODELS:
+                raise KeyError(f'{path}: models.{key} = {m!r} is not a grid '
+                               f'model ({list(MODELS)})')
+            models[key] = MODELS[m]
+            continue
+        missing = [f for f in ('base', 'name', 'title') if f not in m]
+        if missing:
+            raise KeyError(f'{path}: models.{key} needs {missing}')
+        models[key] = Model(_repo_path(m['base']), m['name'], m['title'],
+                            int(m.get('size_divisor', 1)))
+    losses = tuple(need('losses'))
+    bad = [lo for lo in losses if lo not in LOSSES]
+    if bad:
+        raise KeyError(f'{path}: losses {bad} are not grid losses '
+                       f'({list(LOSSES)})')
+    seeds = tuple(int(s) for s in need('seeds'))
+    extra = {lo: tuple(int(s) for s in v)
+             for lo, v in (raw.get('extra_seeds') or {}).items()}
+    priority = tuple(raw.get('priority') or ())
+    for field, keys in (('extra_seeds', extra), ('priority', priority)):
+        bad = [lo for lo in keys if lo not in losses]
+        if bad:
+            raise KeyError(f'{path}: {field} names losses {bad} that the '
+                           'study does not run')
+    if not seeds or not models or not losses:
+        raise ValueError(f'{path}: seeds, models and losses must not be '
+                         'empty')
+    sched = need('schedule')
+    schedule_base = _repo_path(sched['base'])
+    work = (osp.abspath(work_root) if work_root else _repo_path(
+        need('work_root')))
+    stats = raw.get('class_stats_file')
+    stats = _repo_path(stats) if stats else osp.join(work,
+                                                      'class_stats.json')
+    for label, file in (('dataset.base', _repo_path(ds['base'])),
+                        ('schedule.base', schedule_base)) + tuple(
+            (f'models.{k}.base', m.base if osp.isabs(m.base) else osp.join(
+                CONFIG_ROOT, '_base_', m.base)) for k, m in models.items()):
+        if not osp.isfile(file):
+            raise FileNotFoundError(f'{path}: {label} {file} not found')
+    return Study(
+        path=spec_path, name=raw.get('name', osp.splitext(
+            osp.basename(spec_path))[0]),
+        title=raw.get('title', ds['title']), variant=variant,
+        dataset=ds['key'], dataset_name=ds['name'],
+        dataset_title=ds['title'], data_base=_repo_path(ds['base']),
+        data_root=(osp.abspath(data_root) if data_root else _repo_path(
+            need('data_root'))),
+        class_stats_file=stats, work_root=work,
+        schedule_base=schedule_base,
+        schedule_name=sched.get('name') or _schedule_name(schedule_base),
+        models=models, losses=losses, seeds=seeds, extra_seeds=extra,
+        priority=priority, page=_repo_path(raw.get('page')))
+
+
+class StudyCell(NamedTuple):
+    model: str
+    loss: str
+    seed: int
+
+
+def study_cells(study: Study, models: Optional[Sequence[str]] = None,
+                losses: Optional[Sequence[str]] = None,
+                seeds: Optional[Sequence[int]] = None) -> List[StudyCell]:
+    """The study's runs in the order they should run: the first seed of
+    every loss before any further seed; within a seed the ``priority``
+    losses first, then the rest in the spec's order; every model of a loss
+    before the next loss. Glob patterns select models / losses as in
+    :func:`select_cells`; ``seeds`` keeps only those seeds."""
+    for axis, patterns, keys in (('models', models, study.models),
+                                 ('losses', losses, study.losses)):
+        for p in patterns or ():
+            if not any(fnmatch.fnmatchcase(k, p) for k in keys):
+                raise ValueError(f'--{axis}: {p!r} matches none of the '
+                                 f'study\'s {list(keys)}')
+    rank = {lo: i for i, lo in enumerate(
+        list(study.priority) + [x for x in study.losses
+                                if x not in study.priority])}
+    model_rank = {m: i for i, m in enumerate(study.models)}
+    cells = []
+    for loss in study.losses:
+        for pos, seed in enumerate(study.seeds_of(loss)):
+            for model in study.models:
+                cells.append((pos, rank[loss], model_rank[model],
+                              StudyCell(model, loss, seed)))
+    cells.sort(key=lambda c: c[:3])
+    return [c for *_, c in cells
+            if _match(c.model, models) and _match(c.loss, losses)
+            and (seeds is None or c.seed in seeds)]
+
+
+def study_config_name(study: Study, cell: StudyCell) -> str:
+    """File stem of a study run's config and work dir, e.g.
+    ``pat_unet-s5-c8_fcn_1xb8-500i_camvid-144x192_seed0``."""
+    batch, crop = dataset_facts(study.data_base)
+    return config_name(
+        Cell(study.dataset, cell.model, cell.loss), batch, crop,
+        dataset_name=study.dataset_name, model=study.models[cell.model],
+        schedule_name=study.schedule_name, suffix=f'_seed{cell.seed}')

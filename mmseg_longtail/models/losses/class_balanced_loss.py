@@ -1,0 +1,92 @@
+"""Class-balanced loss (effective number of samples) and CB-Focal."""
+from typing import Optional
+
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from .base import (LongTailLoss, PixelTargets, check_choice,
+                   effective_number_weights, warn_if_near_uniform)
+from .softmax_focal_loss import softmax_focal_pixel_loss
+
+
+@MODELS.register_module()
+class ClassBalancedLoss(LongTailLoss):
+    """Class-balanced cross-entropy / focal loss.
+
+    `Class-Balanced Loss Based on Effective Number of Samples
+    <https://arxiv.org/abs/1901.05555>`_ (Cui et al., CVPR 2019)::
+
+        w_c = (1 - beta) / (1 - beta^n_c),  sum_c w_c = C
+        l = w_y * CE(z, y)                        (base='ce')
+        l = w_y * (1 - p_y)^gamma * CE(z, y)      (base='focal', CB-Focal)
+
+    ``n_c`` are training-set counts (from the statistics file), fixed for
+    the whole run; counts are not re-estimated per batch. Zero counts are
+    clamped to 1. With pixel counts in the millions ``beta=0.9999`` makes
+    the weights nearly equal; this is detected at build time (max/min weight
+    ratio below 1.01) and a warning suggests a beta or ``count_type`` that
+    separates the classes. ``class_weight``, if given, multiplies ``w``.
+    ``reduction='mean'`` divides by the pixel count as the paper's code does
+    (by the sum of ``class_weight`` only, if given), not by ``sum w_y``.
+
+    Args:
+        class_counts (list | str): per-class counts or statistics JSON.
+        beta (float): in [0, 1); 0 gives uniform weights. Default: 0.9999.
+        base (str): 'ce' or 'focal'. Default: 'ce'.
+        gamma (float): focal exponent for ``base='focal'``. Default: 2.0.
+        loss_name (str): key in mmseg's loss dict, ``loss_*``.
+        **kwargs: ``count_type``, ``reduction``, ``class_weight``,
+            ``loss_weight``, ``avg_non_ignore`` of :class:`LongTailLoss`.
+    """
+
+    requires_counts = True
+
+    def __init__(self,
+                 class_counts=None,
+                 beta: float = 0.9999,
+                 base: str = 'ce',
+                 gamma: float = 2.0,
+                 loss_name: str = 'loss_cb',
+                 **kwargs) -> None:
+        super().__init__(
+            class_counts=class_counts, loss_name=loss_name, **kwargs)
+        self.base = check_choice(base, ('ce', 'focal'), 'base')
+        if not gamma >= 0:
+            raise ValueError(f'gamma must be >= 0, got {gamma}')
+        self.gamma = float(gamma)
+        self.beta = float(beta)
+        weights = effective_number_weights(self.class_counts, self.beta)
+        warn_if_near_uniform(weights, self.class_counts, self.beta,
+                             self.count_type, 'beta')
+        self.register_class_buffer('cb_weights', weights)
+        combined = weights
+        if self.class_weight is not None:
+            combined = weights * self.class_weight
+        self.register_class_buffer('combined_weights', combined)
+
+    def class_weights(self, cls_score: Tensor) -> Optional[Tensor]:
+        return self.combined_weights.to(cls_score.dtype)
+
+    def mean_class_weights(self, cls_score: Tensor) -> Optional[Tensor]:
+        # the CB weights are part of the loss value (the official code
+        # divides by the number of samples): only class_weight enters the
+        # denominator, as in mmseg
+        return super().class_weights(cls_score)
+
+    def pixel_loss(self, cls_score: Tensor, target: PixelTargets) -> Tensor:
+        weights = self.class_weights(cls_score)
+        if self.base == 'ce':
+            return F.cross_entropy(
+                cls_score,
+                target.label,
+                weight=weights,
+                reduction='none',
+                ignore_index=target.ignore_index)
+        loss = softmax_focal_pixel_loss(cls_score, target.label, self.gamma,
+                                        target.ignore_index)
+        return loss * target.gather(weights)
+
+    def extra_repr(self) -> str:
+        return (f'beta={self.beta}, base={self.base!r}, gamma={self.gamma}, '
+                + super().extra_repr())

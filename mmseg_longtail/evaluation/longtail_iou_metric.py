@@ -322,7 +322,15 @@ class LongTailIoUMetric(IoUMetric):
     def _write_json(self, per_class, summary, logger) -> Optional[str]:
         work_dir, stamp = self._run_dirs()
         json_dir = self.json_dir
-        if json_dir is None and work_dir is not None:
+        if json_dir is not None:
+            # An explicit folder names the run; a runner found in this
+            # process may belong to another (earlier) run.
+            parent = osp.abspath(json_dir)
+            if osp.basename(parent) == 'longtail_metrics':
+                parent = osp.dirname(parent)
+            if work_dir is None or osp.abspath(work_dir) != parent:
+                work_dir, stamp = parent, None
+        elif work_dir is not None:
             json_dir = osp.join(work_dir, 'longtail_metrics')
         if json_dir is None:
             print_log(

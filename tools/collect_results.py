@@ -568,7 +568,7 @@ def _study_setup(study, num_images: Optional[int]) -> List[Tuple[str, str]]:
     epochs = (f' (about {iters * batch / num_images:.1f} epochs of '
               f'{num_images} images)' if num_images else '')
     extra = ', '.join(
-        grid_spec.LOSSES[lo].title + ' ' + ', '.join(
+        study.loss_table[lo].title + ' ' + ', '.join(
             map(str, study.seeds_of(lo)))
         for lo in study.losses if len(study.seeds_of(lo)) > len(study.seeds))
     seeds = (f'{", ".join(map(str, study.seeds))} for every loss' +
@@ -592,11 +592,73 @@ def _study_setup(study, num_images: Optional[int]) -> List[Tuple[str, str]]:
          f'{epochs}, from scratch; `{_rel(study.schedule_base)}`; the same '
          'schedule for every loss'),
         ('seeds', seeds),
-        ('losses', ', '.join(grid_spec.LOSSES[lo].title
-                             for lo in study.losses) +
-         ': `configs/_base_/losses/<loss>.py` on the decode head (counted '
-         'losses get the class statistics); the auxiliary head keeps CE'),
+        ('losses', ', '.join(study.loss_table[lo].title
+                             for lo in study.losses
+                             if lo in grid_spec.LOSSES) +
+         ': `configs/_base_/losses/<loss>.py`' + ''.join(
+             f'; {study.loss_table[lo].title}: '
+             f'`{_rel(study.loss_table[lo].base)}`'
+             for lo in study.losses if lo not in grid_spec.LOSSES) +
+         '; on the decode head (counted losses get the class statistics); '
+         'the auxiliary head keeps CE'),
     ]
+
+
+def _loss_cfg(study, loss: str) -> dict:
+    from mmengine.config import Config
+    base = study.loss_table[loss].base
+    if not osp.isabs(base):
+        base = osp.join(grid_spec.CONFIG_ROOT, '_base_', base)
+    return Config.fromfile(base).loss_decode.to_dict()
+
+
+def _weight_notes(study, stats: dict, classes) -> List[str]:
+    """What the class-balanced weights of the study's CB-type losses are
+    on its statistics: uniform weights make CB plain CE."""
+    import numpy as np
+    from mmseg_longtail.models.losses.base import (effective_number_weights,
+                                                   resolve_beta)
+    out = []
+    for lo in study.losses:
+        cfg = _loss_cfg(study, lo)
+        if cfg.get('type') != 'ClassBalancedLoss':
+            continue
+        kind = cfg.get('count_type', 'pixel')
+        counts = stats.get(f'{kind}_counts')
+        if not counts:
+            continue
+        beta = resolve_beta(cfg.get('beta', 0.9999), counts)
+        w = effective_number_weights(np.asarray(counts, float), beta)
+        ratio = float(w.max() / w.min())
+        text = (f'{study.loss_table[lo].title}: beta = {beta:.10g} on '
+                f'{kind} counts gives class weights with max/min ratio ')
+        if ratio < 1.01:
+            text += (f'{ratio:.6f}: uniform but for rounding, so the loss is '
+                     'its unweighted base (' + (
+                         'Focal' if cfg.get('base') == 'focal' else 'CE') +
+                     ').')
+        else:
+            text += f'{ratio:.3g} (' + ', '.join(
+                f'{c} {x:.2f}' for c, x in zip(classes or [], w)) + ').'
+        out.append(text)
+    return out
+
+
+def _identical_losses(study, done, cells) -> List[str]:
+    """Loss pairs whose finished runs gave the same numbers (same model and
+    seed, every summary metric)."""
+    out = []
+    losses = list(study.losses)
+    for i, a in enumerate(losses):
+        for b in losses[i + 1:]:
+            pairs = [(done[c], done[d]) for c in cells for d in cells
+                     if c.loss == a and d.loss == b and c.model == d.model
+                     and c.seed == d.seed and c in done and d in done]
+            if pairs and all(x['summary'] == y['summary'] for x, y in pairs):
+                out.append(f'{study.loss_table[b].title} and '
+                           f'{study.loss_table[a].title} gave identical '
+                           f'metrics in all {len(pairs)} paired runs.')
+    return out
 
 
 def _noise_sentences(study, model: str, values: Dict[str, List[float]],
@@ -610,7 +672,7 @@ def _noise_sentences(study, model: str, values: Dict[str, List[float]],
     # two runs that differ only in the seed differ by sqrt(2) sigma (std)
     noise = math.sqrt(2) * pooled
     title = study.models[model].title
-    names = ', '.join(grid_spec.LOSSES[lo].title for lo in multi)
+    names = ', '.join(study.loss_table[lo].title for lo in multi)
     out = [f'**{title}, {metric_label}:** seed std σ = {pooled:.2f} points '
            f'(pooled over {names}); two runs differing only in the seed '
            f'differ by about √2σ = {noise:.2f}.']
@@ -622,7 +684,7 @@ def _noise_sentences(study, model: str, values: Dict[str, List[float]],
             if lo == 'ce' or not v:
                 continue
             d = _mean_std(v)[0] - ce
-            item = f'{grid_spec.LOSSES[lo].title} ({d:+.2f})'
+            item = f'{study.loss_table[lo].title} ({d:+.2f})'
             (small if abs(d) < noise else large).append(item)
         if small:
             out.append('Differences from CE smaller than the seed noise '
@@ -717,7 +779,7 @@ def study_page(study, runs: List[dict], page: str,
             for m in models}
     rows = []
     for lo in losses:
-        row = [grid_spec.LOSSES[lo].title]
+        row = [study.loss_table[lo].title]
         for m in models:
             v = values(m, lo, 'mIoU')
             text = _fmt_ms(v)
@@ -733,7 +795,7 @@ def study_page(study, runs: List[dict], page: str,
                     for k in PAGE_METRICS}
         rows = []
         for lo in losses:
-            row = [grid_spec.LOSSES[lo].title]
+            row = [study.loss_table[lo].title]
             for k in PAGE_METRICS:
                 v = values(m, lo, k)
                 text = _fmt_ms(v)
@@ -746,6 +808,14 @@ def study_page(study, runs: List[dict], page: str,
             rows.append(row)
         md += [f'**{study.models[m].title}**', '', _md_table(header, rows)]
 
+    notes = _weight_notes(study, {'pixel_counts': counts, **stats},
+                          classes) + _identical_losses(
+        study, done, cells)
+    if notes:
+        md += ['Class-balanced weights on this study\'s statistics (computed '
+               'by the loss code from the statistics file), and losses that '
+               'trained identically:', ''] + [f'- {n}' for n in notes] + ['']
+
     # --- seed noise
     md += ['## Seed spread', '']
     rows = []
@@ -756,7 +826,7 @@ def study_page(study, runs: List[dict], page: str,
                 continue
             per = [f'{c.seed}: {done[c]["summary"]["mIoU"]:.2f}'
                    if c in done else f'{c.seed}: not run yet' for c in seeds]
-            rows.append([study.models[m].title, grid_spec.LOSSES[lo].title,
+            rows.append([study.models[m].title, study.loss_table[lo].title,
                          ', '.join(per), _fmt_ms(values(m, lo, 'mIoU')),
                          _fmt_ms(values(m, lo, 'mIoU_tail'))])
     if rows:
@@ -796,14 +866,14 @@ def study_page(study, runs: List[dict], page: str,
                     vals = [r['per_class'][i] for r in runs_
                             if r['per_class'][i] is not None]
                     per.append(sum(vals) / len(vals) if vals else None)
-                rows.append([grid_spec.LOSSES[lo].title] + [
+                rows.append([study.loss_table[lo].title] + [
                     '' if per[i] is None else f'{per[i]:.2f}' for i in order])
                 if runs_:
                     records.append(dict(
                         classes=classes, per_class=dict(IoU=per),
                         summary=dict(mIoU=_mean_std(values(m, lo,
                                                            'mIoU'))[0])))
-                    names.append(grid_spec.LOSSES[lo].title)
+                    names.append(study.loss_table[lo].title)
             md += [f'**{study.models[m].title}**', '', _md_table(head, rows)]
             if records and counts:
                 if plot_mod is None:
@@ -833,7 +903,7 @@ def study_page(study, runs: List[dict], page: str,
         name = grid_spec.study_config_name(study, c)
         if r is None:
             rows.append([name, study.models[c.model].title,
-                         grid_spec.LOSSES[c.loss].title, str(c.seed),
+                         study.loss_table[c.loss].title, str(c.seed),
                          'not run yet', '', '', '', '', ''])
             continue
         spi = train_seconds_per_iter(r['work_dir'])
@@ -843,7 +913,7 @@ def study_page(study, runs: List[dict], page: str,
         status = r['status'] if r['status'] != 'running' else (
             'running or interrupted')
         rows.append([name, study.models[c.model].title,
-                     grid_spec.LOSSES[c.loss].title, str(c.seed), status,
+                     study.loss_table[c.loss].title, str(c.seed), status,
                      str(r['iters'] or ''), format_duration(r['wall_s']) or '',
                      f'{spi:.2f}' if spi else '', load,
                      f'{r["summary"]["mIoU"]:.2f}' if 'mIoU' in r['summary']

@@ -258,7 +258,8 @@ def _study_plan(args, study: grid_spec.Study) -> List[dict]:
             note=f'Rendered by tools/grid.py --study {spec}'
             + (' --full-res' if study.variant == 'full_res' else '')
             + f', seed {c.seed}.',
-            extra=f'randomness = dict(seed={c.seed})\n')
+            extra=f'randomness = dict(seed={c.seed})\n',
+            loss=study.loss_table[c.loss])
         path = osp.join(cfg_dir, name + '.py')
         if not args.dry_run:
             _write_if_changed(path, text)

@@ -30,7 +30,17 @@ models = dict(
         base='configs/camvid_study/models/deeplabv3plus_r18-w32-d16.py',
         name='deeplabv3plus_r18-w32-d16',
         title='DLV3+ R18-w32'))
-losses = ['ce', 'focal', 'cb', 'cbfocal', 'bms', 'ldam', 'blv', 'pat']
+losses = ['ce', 'focal', 'cb', 'cbfocal', 'bms', 'ldam', 'blv', 'pat',
+          'cb_median']
+# Losses beyond the grid's: CB with the paper's beta=0.9999 is plain CE on
+# pixel counts (uniform weights), so the study adds CB with beta set from the
+# counts (1 - 1/median count) to show what class-balanced weights do.
+extra_losses = dict(
+    cb_median=dict(
+        base='configs/_base_/losses/cb_median.py',
+        name='cb-median',
+        title='CB-median',
+        counted=True))
 seeds = [0]
 # a second seed where the seed noise matters most: the baseline and PAT
 extra_seeds = dict(ce=[1], pat=[1])

@@ -19,8 +19,9 @@ CLASSES = ['Sky', 'Building', 'Pole', 'Road', 'Pavement', 'Tree',
 LOSS_TYPES = dict(ce='CrossEntropyLoss', focal='SoftmaxFocalLoss',
                   cb='ClassBalancedLoss', cbfocal='ClassBalancedLoss',
                   bms='BalancedSoftmaxLoss', ldam='LDAMLoss',
-                  blv='BLVLoss', pat='PATLoss')
-COUNTED = {'cb', 'cbfocal', 'bms', 'ldam', 'blv'}
+                  blv='BLVLoss', pat='PATLoss',
+                  cb_median='ClassBalancedLoss')
+COUNTED = {'cb', 'cbfocal', 'bms', 'ldam', 'blv', 'cb_median'}
 
 
 def _load(name, path):
@@ -49,8 +50,9 @@ def _stats_file(path: Path) -> Path:
 def test_spec_cells_and_order():
     study = grid_spec.load_study(SPEC)
     cells = grid_spec.study_cells(study)
-    # 8 losses x 2 models at seed 0, plus seed 1 for CE and PAT
-    assert len(cells) == 8 * 2 + 2 * 2
+    # 9 losses (the grid's 8 and CB-median) x 2 models at seed 0, plus
+    # seed 1 for CE and PAT
+    assert len(cells) == 9 * 2 + 2 * 2
     assert len(set(cells)) == len(cells)
     assert {(c.model, c.loss) for c in cells if c.seed == 0} == {
         (m, lo) for m in ('unet', 'deeplabv3plus') for lo in LOSS_TYPES}
@@ -61,8 +63,8 @@ def test_spec_cells_and_order():
     assert [(c.loss, c.seed) for c in cells[:4]] == [
         ('ce', 0), ('ce', 0), ('pat', 0), ('pat', 0)]
     assert {c.model for c in cells[:4]} == {'unet', 'deeplabv3plus'}
-    assert all(c.seed == 0 for c in cells[:16])
-    assert all(c.seed == 1 for c in cells[16:])
+    assert all(c.seed == 0 for c in cells[:18])
+    assert all(c.seed == 1 for c in cells[18:])
     # selection
     sel = grid_spec.study_cells(study, models=['deep*'], losses=['c*'],
                                 seeds=[1])
@@ -77,6 +79,14 @@ def test_spec_cells_and_order():
     assert study.schedule_name == '400i'
     assert grid_spec.study_config_name(study, cells[0]) == (
         'ce_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed0')
+    # a loss beyond the grid's: its own base, name and title
+    extra = study.loss_table['cb_median']
+    assert extra.base == str(REPO_ROOT / 'configs' / '_base_' / 'losses' /
+                             'cb_median.py')
+    assert (extra.title, extra.counted) == ('CB-median', True)
+    assert grid_spec.study_config_name(
+        study, grid_spec.StudyCell('unet', 'cb_median', 0)) == (
+            'cb-median_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed0')
 
 
 def test_full_res_variant_uses_grid_bases():
@@ -101,6 +111,18 @@ def test_bad_spec_fails_naming_the_key(tmp_path):
     spec.write_text(text.replace('extra_seeds = dict(ce=[1], pat=[1])',
                                  'extra_seeds = dict(ce=[1], xx=[1])'))
     with pytest.raises(KeyError, match='extra_seeds'):
+        grid_spec.load_study(str(spec))
+    spec.write_text(text.replace("name='cb-median',", ''))
+    with pytest.raises(KeyError, match=r"extra_losses.cb_median needs "
+                       r"\['name'\]"):
+        grid_spec.load_study(str(spec))
+    spec.write_text(text.replace('cb_median=dict(', 'cb=dict(').replace(
+        "'cb_median'", "'cb'"))
+    with pytest.raises(KeyError, match='extra_losses.cb would replace'):
+        grid_spec.load_study(str(spec))
+    spec.write_text(text.replace('losses/cb_median.py', 'losses/cb_med.py'))
+    with pytest.raises(FileNotFoundError,
+                       match='extra_losses.cb_median.base'):
         grid_spec.load_study(str(spec))
     spec.write_text(text[:text.index('full_res = dict(')])
     assert grid_spec.load_study(str(spec)).name == 'camvid_cpu'
@@ -132,7 +154,7 @@ def test_dry_run_plan_writes_nothing(tmp_path):
 # --------------------------------------------------------------- configs
 @pytest.fixture(scope='module')
 def rendered(tmp_path_factory):
-    """The 20 rendered configs of the study (no training), with a stats
+    """The 22 rendered configs of the study (no training), with a stats
     file holding the shared CamVid counts."""
     work = tmp_path_factory.mktemp('study')
     stats = _stats_file(work / 'class_stats.json')
@@ -144,7 +166,7 @@ def rendered(tmp_path_factory):
 def test_rendered_configs(rendered):
     from mmengine.config import Config
     work, stats, plan = rendered
-    assert len(plan) == 20
+    assert len(plan) == 22
     schedule = Config.fromfile(REPO_ROOT / 'configs' / 'camvid_study' /
                                'schedule_cpu.py')
     for e in plan:
@@ -155,6 +177,9 @@ def test_rendered_configs(rendered):
         assert e['name'].endswith(f'_seed{cell["seed"]}')
         loss = cfg.model.decode_head.loss_decode
         assert loss.type == LOSS_TYPES[cell['loss']]
+        if loss.type == 'ClassBalancedLoss':
+            assert loss.beta == ('median' if cell['loss'] == 'cb_median'
+                                 else 0.9999)
         assert (loss.get('class_counts') == str(stats)) == (
             cell['loss'] in COUNTED)
         assert cfg.model.auxiliary_head.loss_decode.type == 'CrossEntropyLoss'
@@ -231,7 +256,7 @@ def test_every_loss_trains_one_step_on_both_models(rendered):
         assert torch.isfinite(log['loss']), e['name']
         assert any(not torch.equal(a, b)
                    for a, b in zip(before, model.parameters())), e['name']
-    assert len(seen) == 16
+    assert len(seen) == 18
 
 
 # ------------------------------------------------------------------ page
@@ -276,6 +301,8 @@ def test_page_from_work_dirs(tmp_path):
     _fake_run(root, study, C('unet', 'pat', 1), 45.0, 18.0, iou)
     _fake_run(root, study, C('unet', 'focal', 0), 41.5, 11.0, iou)
     _fake_run(root, study, C('unet', 'bms', 0), 50.0, 30.0, iou)
+    # CB with near-uniform weights trains as CE: the same numbers
+    _fake_run(root, study, C('unet', 'cb', 0), 40.0, 10.0, iou)
     # an unfinished run (no metrics) and a failed one: not in the means
     unfinished = root / grid_spec.study_config_name(
         study, C('deeplabv3plus', 'ce', 0))
@@ -288,10 +315,10 @@ def test_page_from_work_dirs(tmp_path):
     page = tmp_path / 'docs' / 'camvid.md'
     out = run_tool(['tools/collect_results.py', '--study', SPEC, root,
                     '--page', page]).stdout
-    assert '6 of 20 runs finished' in out
+    assert '7 of 22 runs finished' in out
     md = page.read_text()
     assert md.startswith('# CamVid loss study (CPU budget)')
-    assert '6 of 20 runs finished' in md
+    assert '7 of 22 runs finished' in md
     # the reproduce and regenerate commands
     assert f'python tools/grid.py --study {SPEC} --work-root {root}' in md
     assert (f'python tools/collect_results.py --study {SPEC} {root} '
@@ -309,6 +336,22 @@ def test_page_from_work_dirs(tmp_path):
     assert unet == [f'41.00 ± {sd_ce:.2f}', '80.00 ± 0.00',
                     f'51.00 ± {sd_ce:.2f}', '70.00 ± 0.00', '40.00 ± 0.00',
                     f'11.00 ± {sd_ce:.2f}', '0, 1']
+    # the class-balanced weights, computed from the counts of the runs'
+    # metric JSON (no statistics file here), and the identical pair
+    assert ('CB: beta = 0.9999 on pixel counts gives class weights with '
+            'max/min ratio 1.000000: uniform but for rounding, so the loss '
+            'is its unweighted base (CE).') in md
+    assert '(Focal).' in md  # CBFocal
+    n = sorted(CAMVID_TRAIN_PIXELS)
+    beta = 1 - 1 / n[len(n) // 2]
+    w = [(1 - beta) / (1 - beta**c) for c in CAMVID_TRAIN_PIXELS]
+    m = re.search(r'CB-median: beta = ([0-9.]+) on pixel counts gives class '
+                  r'weights with max/min ratio ([0-9.]+) \((.*?)\)\.', md)
+    assert float(m.group(1)) == pytest.approx(beta, abs=1e-10)
+    assert float(m.group(2)) == pytest.approx(max(w) / min(w), rel=1e-2)
+    assert m.group(3).startswith('Sky ') and 'Bicyclist ' in m.group(3)
+    assert 'CB and CE gave identical metrics in all 1 paired runs.' in md
+    assert 'Focal and CE gave identical' not in md
     # the failed DeepLab PAT run is not a result
     assert _row(md, '**DLV3+ R18-w32**', 'PAT')[0] == ''
     # seed noise: pooled std over CE and PAT, sqrt(2) sigma as the noise
@@ -336,13 +379,13 @@ def test_page_from_work_dirs(tmp_path):
     assert '](camvid_class_iou_unet.png)' in md
     # runs: wall time, not-run-yet rows, the running one
     runs = md[md.index('## Runs'):]
-    assert runs.count('not run yet') == 20 - 8
+    assert runs.count('not run yet') == 22 - 9
     assert re.search(r'\| ce_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed1 '
                      r'\| UNet-c8 \| CE \| 1 \| done \| 400 \| 8:20 \|', runs)
     assert 'running or interrupted' in runs
-    # 5 runs of 300 s and one of 500 s; 14 left at the mean, 333.3 s
-    assert ('Finished runs took 33:20 in all, 5:33 on average (min 5:00, '
-            'max 8:20); the 14 remaining runs would take about 1:17:47') \
+    # 6 runs of 300 s and one of 500 s; 15 left at the mean, 328.6 s
+    assert ('Finished runs took 38:20 in all, 5:29 on average (min 5:00, '
+            'max 8:20); the 15 remaining runs would take about 1:22:09') \
         in runs
 
 
@@ -351,8 +394,8 @@ def test_page_without_any_run(tmp_path):
     run_tool(['tools/collect_results.py', '--study', SPEC,
               tmp_path / 'none', '--page', page])
     md = page.read_text()
-    assert '0 of 20 runs finished' in md
-    assert md[md.index('## Runs'):].count('not run yet') == 20
+    assert '0 of 22 runs finished' in md
+    assert md[md.index('## Runs'):].count('not run yet') == 22
     # 2 models x (CE, PAT) x 2 seeds
     seeds = md[md.index('## Seed spread'):md.index('## Runs')]
     assert seeds.count('not run yet') == 8
@@ -389,7 +432,7 @@ def test_reproduce_command_smoke(tmp_path, camvid_root):
     run_tool(['tools/collect_results.py', '--study', SPEC, root, '--page',
               page])
     md = page.read_text()
-    assert '1 of 20 runs finished' in md
+    assert '1 of 22 runs finished' in md
     assert ('--cfg-options ' + ' '.join(tiny)) in md
     assert f'{metrics["summary"]["mIoU"]:.2f}' in _row(
         md, '**mIoU (%), loss x model**', 'BMS')[0]

@@ -142,17 +142,20 @@ def select_cells(datasets: Optional[Sequence[str]] = None,
 def config_name(cell: Cell, batch_size: int, crop_size: Sequence[int],
                 dataset_name: Optional[str] = None,
                 model: Optional[Model] = None,
-                schedule_name: str = SCHEDULE_NAME, suffix: str = '') -> str:
+                schedule_name: str = SCHEDULE_NAME, suffix: str = '',
+                loss: Optional[Loss] = None) -> str:
     """mmseg-style file stem of a cell, e.g.
     ``pat_unet-s5-d16_fcn_1xb4-30k_camvid-360x480``.
 
-    ``model`` and ``schedule_name`` replace the grid's (studies use their own
-    light bases and schedules); ``suffix`` is appended, e.g. ``_seed1``.
+    ``model``, ``schedule_name`` and ``loss`` replace the grid's (studies use
+    their own light bases, schedules and loss variants); ``suffix`` is
+    appended, e.g. ``_seed1``.
     """
     h, w = crop_size
     dataset_name = dataset_name or DATASETS[cell.dataset].name
     model = model or MODELS[cell.model]
-    return (f'{LOSSES[cell.loss].name}_{model.name}_'
+    loss = loss or LOSSES[cell.loss]
+    return (f'{loss.name}_{model.name}_'
             f'{GPUS}xb{batch_size}-{schedule_name}_{dataset_name}-{h}x{w}'
             f'{suffix}')
 
@@ -185,7 +188,7 @@ def render_config(cell: Cell, dataset_base: str, base_prefix: str,
                   note: str = '', model: Optional[Model] = None,
                   schedule_base: str = SCHEDULE_BASE,
                   dataset_title: Optional[str] = None,
-                  extra: str = '') -> str:
+                  extra: str = '', loss: Optional[Loss] = None) -> str:
     """Text of a cell's config.
 
     ``base_prefix`` is prepended to the ``_base_`` paths (relative to the
@@ -195,10 +198,10 @@ def render_config(cell: Cell, dataset_base: str, base_prefix: str,
     set's ``num_classes``, ``crop_size`` and ``class_stats_file`` reach the
     model through mmengine's ``_base_.<name>`` references (a base cannot read
     a sibling base's variables; the leaf can). ``model``, ``schedule_base``
-    and ``dataset_title`` replace the grid's (studies); ``extra`` is appended
-    as it is (e.g. ``randomness = dict(seed=1)``).
+    ``dataset_title`` and ``loss`` replace the grid's (studies); ``extra`` is
+    appended as it is (e.g. ``randomness = dict(seed=1)``).
     """
-    loss = LOSSES[cell.loss]
+    loss = loss or LOSSES[cell.loss]
     model = model or MODELS[cell.model]
     dataset_title = dataset_title or DATASETS[cell.dataset].title
     bases = [model.base, dataset_base, loss.base, RUNTIME_BASE, schedule_base]
@@ -257,6 +260,8 @@ class Study(NamedTuple):
     schedule_name: str
     models: Dict[str, Model]
     losses: Tuple[str, ...]
+    # loss key -> Loss: the grid's losses plus the spec's ``extra_losses``
+    loss_table: Dict[str, Loss]
     seeds: Tuple[int, ...]  # every loss
     extra_seeds: Dict[str, Tuple[int, ...]]  # loss -> further seeds
     priority: Tuple[str, ...]  # losses run first, in this order
@@ -311,7 +316,9 @@ def load_study(path: str, full_res: bool = False,
     ``<work_root>/class_stats.json``), ``work_root``, ``schedule`` (dict:
     ``base``, optional ``name``), ``models`` (key -> a grid model key, or a
     dict with ``base``, ``name``, ``title``, optional ``size_divisor``),
-    ``losses`` (grid loss keys), ``seeds``, ``extra_seeds`` (loss -> seeds),
+    ``losses`` (grid loss keys or keys of ``extra_losses``: key -> dict
+    with ``base`` (a loss base config, repo-relative), ``name``, ``title``
+    and ``counted``), ``seeds``, ``extra_seeds`` (loss -> seeds),
     ``priority`` (losses run first), ``page`` (the results page) and
     ``full_res`` (overrides merged in with ``full_res=True``). Wrong values
     fail here, naming the key.
@@ -350,11 +357,22 @@ def load_study(path: str, full_res: bool = False,
             raise KeyError(f'{path}: models.{key} needs {missing}')
         models[key] = Model(_repo_path(m['base']), m['name'], m['title'],
                             int(m.get('size_divisor', 1)))
+    loss_table = dict(LOSSES)
+    for key, lo in (raw.get('extra_losses') or {}).items():
+        if key in LOSSES:
+            raise KeyError(f'{path}: extra_losses.{key} would replace the '
+                           'grid loss of that name; pick another key')
+        missing = [f for f in ('base', 'name', 'title', 'counted')
+                   if f not in lo]
+        if missing:
+            raise KeyError(f'{path}: extra_losses.{key} needs {missing}')
+        loss_table[key] = Loss(_repo_path(lo['base']), lo['name'],
+                               lo['title'], bool(lo['counted']))
     losses = tuple(need('losses'))
-    bad = [lo for lo in losses if lo not in LOSSES]
+    bad = [lo for lo in losses if lo not in loss_table]
     if bad:
-        raise KeyError(f'{path}: losses {bad} are not grid losses '
-                       f'({list(LOSSES)})')
+        raise KeyError(f'{path}: losses {bad} are neither grid losses '
+                       f'({list(LOSSES)}) nor extra_losses')
     seeds = tuple(int(s) for s in need('seeds'))
     extra = {lo: tuple(int(s) for s in v)
              for lo, v in (raw.get('extra_seeds') or {}).items()}
@@ -374,10 +392,14 @@ def load_study(path: str, full_res: bool = False,
     stats = raw.get('class_stats_file')
     stats = _repo_path(stats) if stats else osp.join(work,
                                                       'class_stats.json')
-    for label, file in (('dataset.base', _repo_path(ds['base'])),
-                        ('schedule.base', schedule_base)) + tuple(
-            (f'models.{k}.base', m.base if osp.isabs(m.base) else osp.join(
-                CONFIG_ROOT, '_base_', m.base)) for k, m in models.items()):
+    files = [('dataset.base', _repo_path(ds['base'])),
+             ('schedule.base', schedule_base)]
+    files += [(f'models.{k}.base', m.base if osp.isabs(m.base) else
+               osp.join(CONFIG_ROOT, '_base_', m.base))
+              for k, m in models.items()]
+    files += [(f'extra_losses.{k}.base', lo.base)
+              for k, lo in loss_table.items() if k not in LOSSES]
+    for label, file in files:
         if not osp.isfile(file):
             raise FileNotFoundError(f'{path}: {label} {file} not found')
     return Study(
@@ -391,7 +413,8 @@ def load_study(path: str, full_res: bool = False,
         class_stats_file=stats, work_root=work,
         schedule_base=schedule_base,
         schedule_name=sched.get('name') or _schedule_name(schedule_base),
-        models=models, losses=losses, seeds=seeds, extra_seeds=extra,
+        models=models, losses=losses, loss_table=loss_table, seeds=seeds,
+        extra_seeds=extra,
         priority=priority, page=_repo_path(raw.get('page')))
 
 
@@ -438,4 +461,5 @@ def study_config_name(study: Study, cell: StudyCell) -> str:
     return config_name(
         Cell(study.dataset, cell.model, cell.loss), batch, crop,
         dataset_name=study.dataset_name, model=study.models[cell.model],
-        schedule_name=study.schedule_name, suffix=f'_seed{cell.seed}')
+        schedule_name=study.schedule_name, suffix=f'_seed{cell.seed}',
+        loss=study.loss_table[cell.loss])

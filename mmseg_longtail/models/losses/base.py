@@ -72,6 +72,24 @@ def load_class_weight(class_weight) -> Optional[List[float]]:
     return values.tolist()
 
 
+def resolve_beta(beta: Union[float, str], counts: np.ndarray,
+                 field: str = 'beta') -> float:
+    """The effective-number ``beta`` as a float.
+
+    ``'median'`` gives ``1 - 1/median(n_c)``: the effective-number scale
+    ``1 / (1 - beta)`` then equals the median count, which separates the
+    classes whatever the count type (pixel counts in the millions make the
+    paper's 0.9999 all but uniform).
+    """
+    if isinstance(beta, str):
+        if beta != 'median':
+            raise ValueError(f"{field} must be a number in [0, 1) or "
+                             f"'median', got {beta!r}")
+        n = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
+        return float(1.0 - 1.0 / np.median(n))
+    return float(beta)
+
+
 def effective_number_weights(counts: np.ndarray, beta: float,
                              field: str = 'beta') -> np.ndarray:
     """Class-balanced weights of Cui et al. (CVPR 2019).
@@ -106,10 +124,10 @@ def warn_if_near_uniform(weights: np.ndarray, counts: np.ndarray,
     n = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
     if np.allclose(n, n[0]):
         return  # equal counts: uniform weights are the right answer
-    median = float(np.median(n))
-    suggested = 1.0 - 1.0 / median
+    suggested = resolve_beta('median', n, field)
     better = effective_number_weights(n, suggested)
-    hint = (f'use {field}={suggested:.10g} (1 - 1/median count; max/min '
+    hint = (f"use {field}={suggested:.10g} ({field}='median': 1 - 1/median "
+            f'count; max/min '
             f'weight ratio {better.max() / better.min():.3g})')
     if count_type == 'pixel':
         hint += (" or count_type='image' with a statistics file (image "

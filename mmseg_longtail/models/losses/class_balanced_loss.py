@@ -1,12 +1,13 @@
 """Class-balanced loss (effective number of samples) and CB-Focal."""
-from typing import Optional
+from typing import Optional, Union
 
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base import (LongTailLoss, PixelTargets, check_choice,
-                   effective_number_weights, warn_if_near_uniform)
+                   effective_number_weights, resolve_beta,
+                   warn_if_near_uniform)
 from .softmax_focal_loss import softmax_focal_pixel_loss
 
 
@@ -32,7 +33,10 @@ class ClassBalancedLoss(LongTailLoss):
 
     Args:
         class_counts (list | str): per-class counts or statistics JSON.
-        beta (float): in [0, 1); 0 gives uniform weights. Default: 0.9999.
+        beta (float | str): in [0, 1); 0 gives uniform weights;
+            ``'median'`` sets ``1 - 1/median(n_c)`` from the counts (the
+            effective-number scale equals the median count), which separates
+            the classes for pixel counts too. Default: 0.9999.
         base (str): 'ce' or 'focal'. Default: 'ce'.
         gamma (float): focal exponent for ``base='focal'``. Default: 2.0.
         loss_name (str): key in mmseg's loss dict, ``loss_*``.
@@ -44,7 +48,7 @@ class ClassBalancedLoss(LongTailLoss):
 
     def __init__(self,
                  class_counts=None,
-                 beta: float = 0.9999,
+                 beta: Union[float, str] = 0.9999,
                  base: str = 'ce',
                  gamma: float = 2.0,
                  loss_name: str = 'loss_cb',
@@ -55,7 +59,7 @@ class ClassBalancedLoss(LongTailLoss):
         if not gamma >= 0:
             raise ValueError(f'gamma must be >= 0, got {gamma}')
         self.gamma = float(gamma)
-        self.beta = float(beta)
+        self.beta = resolve_beta(beta, self.class_counts, 'beta')
         weights = effective_number_weights(self.class_counts, self.beta)
         warn_if_near_uniform(weights, self.class_counts, self.beta,
                              self.count_type, 'beta')

@@ -1,5 +1,5 @@
 """LDAM loss with optional deferred re-weighting (DRW)."""
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -9,7 +9,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base import (LongTailLoss, PixelTargets, effective_number_weights,
-                   warn_if_near_uniform)
+                   resolve_beta, warn_if_near_uniform)
 
 
 @MODELS.register_module()
@@ -45,7 +45,8 @@ class LDAMLoss(LongTailLoss):
         max_m (float): largest margin (rarest class). Default: 0.5.
         s (float): logit scale. Default: 30.0.
         drw_start_iter (int, optional): first iteration of DRW; None: off.
-        drw_beta (float): beta of the DRW weights. Default: 0.9999.
+        drw_beta (float | str): beta of the DRW weights; ``'median'`` as
+            in :class:`ClassBalancedLoss`. Default: 0.9999.
         loss_name (str): key in mmseg's loss dict, ``loss_*``.
         **kwargs: ``count_type``, ``reduction``, ``class_weight``,
             ``loss_weight``, ``avg_non_ignore`` of :class:`LongTailLoss`.
@@ -58,7 +59,7 @@ class LDAMLoss(LongTailLoss):
                  max_m: float = 0.5,
                  s: float = 30.0,
                  drw_start_iter: Optional[int] = None,
-                 drw_beta: float = 0.9999,
+                 drw_beta: Union[float, str] = 0.9999,
                  loss_name: str = 'loss_ldam',
                  **kwargs) -> None:
         super().__init__(
@@ -75,7 +76,8 @@ class LDAMLoss(LongTailLoss):
         self.max_m = float(max_m)
         self.s = float(s)
         self.drw_start_iter = drw_start_iter
-        self.drw_beta = float(drw_beta)
+        self.drw_beta = resolve_beta(drw_beta, self.class_counts,
+                                     'drw_beta')
         n = np.maximum(self.class_counts, 1.0)
         self.register_class_buffer('margins',
                                    self.max_m * (n.min() / n)**0.25)

@@ -159,6 +159,23 @@ def test_cb_warns_when_near_uniform():
                    beta=0.999))
 
 
+def test_cb_beta_median():
+    pixel_counts = [8.0e8, 3.0e7, 2.0e6, 5.0e5]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # separates: no near-uniform warning
+        loss = build(dict(type='ClassBalancedLoss', class_counts=pixel_counts,
+                          beta='median'))
+    # 1 - 1/median: the median of the four counts is (3e7 + 2e6) / 2
+    assert loss.beta == pytest.approx(1 - 1 / 1.6e7, abs=1e-15)
+    np.testing.assert_allclose(
+        loss.cb_weights.double().numpy(),
+        ref_cb_weights(pixel_counts, 1 - 1 / 1.6e7), rtol=1e-6)
+    ldam = build(dict(type='LDAMLoss', class_counts=pixel_counts,
+                      drw_start_iter=0, drw_beta='median'))
+    torch.testing.assert_close(ldam.drw_weights, loss.cb_weights)
+
+
 def test_ldam_drw_follows_message_hub(_drw_iteration):
     hub = _drw_iteration
     cfg = dict(type='LDAMLoss', class_counts=COUNTS, s=2.0,

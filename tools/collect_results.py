@@ -596,20 +596,31 @@ def _study_setup(study, num_images: Optional[int]) -> List[Tuple[str, str]]:
                              for lo in study.losses
                              if lo in grid_spec.LOSSES) +
          ': `configs/_base_/losses/<loss>.py`' + ''.join(
-             f'; {study.loss_table[lo].title}: '
-             f'`{_rel(study.loss_table[lo].base)}`'
+             f'; {study.loss_table[lo].title}: `{_loss_base_rel(study, lo)}`'
+             + ''.join(f' with `{k}={v!r}`'
+                       for k, v in study.loss_table[lo].options)
              for lo in study.losses if lo not in grid_spec.LOSSES) +
          '; on the decode head (counted losses get the class statistics); '
          'the auxiliary head keeps CE'),
     ]
 
 
-def _loss_cfg(study, loss: str) -> dict:
-    from mmengine.config import Config
+def _loss_base_path(study, loss: str) -> str:
     base = study.loss_table[loss].base
-    if not osp.isabs(base):
-        base = osp.join(grid_spec.CONFIG_ROOT, '_base_', base)
-    return Config.fromfile(base).loss_decode.to_dict()
+    return base if osp.isabs(base) else osp.join(grid_spec.CONFIG_ROOT,
+                                                 '_base_', base)
+
+
+def _loss_base_rel(study, loss: str) -> str:
+    return _rel(_loss_base_path(study, loss))
+
+
+def _loss_cfg(study, loss: str) -> dict:
+    """The loss_decode a study loss trains with (base + options)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(_loss_base_path(study, loss)).loss_decode.to_dict()
+    cfg.update(dict(study.loss_table[loss].options))
+    return cfg
 
 
 def _weight_notes(study, stats: dict, classes) -> List[str]:

@@ -31,15 +31,24 @@ models = dict(
         name='deeplabv3plus_r18-w32-d16',
         title='DLV3+ R18-w32'))
 losses = ['ce', 'focal', 'cb', 'cbfocal', 'bms', 'ldam', 'blv', 'pat',
-          'cb_median']
-# Losses beyond the grid's: CB with the paper's beta=0.9999 is plain CE on
-# pixel counts (uniform weights), so the study adds CB with beta set from the
-# counts (1 - 1/median count) to show what class-balanced weights do.
+          'cb_median', 'ldam_s1']
+# Losses beyond the grid's (base: a loss base config or a grid loss key;
+# options: fields set on its loss_decode). CB with the paper's beta=0.9999
+# is plain CE on pixel counts (uniform weights): CB-median sets beta from
+# the counts (1 - 1/median count). LDAM's s=30 is the paper's scale for
+# cosine logits; on raw logits the loss starts near 40 and training
+# collapses at this learning rate: LDAM-s1 uses s=1 (margins in logit units).
 extra_losses = dict(
     cb_median=dict(
         base='configs/_base_/losses/cb_median.py',
         name='cb-median',
         title='CB-median',
+        counted=True),
+    ldam_s1=dict(
+        base='ldam',
+        options=dict(s=1.0),
+        name='ldam-s1',
+        title='LDAM-s1',
         counted=True))
 seeds = [0]
 # a second seed where the seed noise matters most: the baseline and PAT

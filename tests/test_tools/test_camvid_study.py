@@ -20,8 +20,8 @@ LOSS_TYPES = dict(ce='CrossEntropyLoss', focal='SoftmaxFocalLoss',
                   cb='ClassBalancedLoss', cbfocal='ClassBalancedLoss',
                   bms='BalancedSoftmaxLoss', ldam='LDAMLoss',
                   blv='BLVLoss', pat='PATLoss',
-                  cb_median='ClassBalancedLoss')
-COUNTED = {'cb', 'cbfocal', 'bms', 'ldam', 'blv', 'cb_median'}
+                  cb_median='ClassBalancedLoss', ldam_s1='LDAMLoss')
+COUNTED = {'cb', 'cbfocal', 'bms', 'ldam', 'blv', 'cb_median', 'ldam_s1'}
 
 
 def _load(name, path):
@@ -50,9 +50,9 @@ def _stats_file(path: Path) -> Path:
 def test_spec_cells_and_order():
     study = grid_spec.load_study(SPEC)
     cells = grid_spec.study_cells(study)
-    # 9 losses (the grid's 8 and CB-median) x 2 models at seed 0, plus
-    # seed 1 for CE and PAT
-    assert len(cells) == 9 * 2 + 2 * 2
+    # 10 losses (the grid's 8, CB-median, LDAM-s1) x 2 models at seed 0,
+    # plus seed 1 for CE and PAT
+    assert len(cells) == 10 * 2 + 2 * 2
     assert len(set(cells)) == len(cells)
     assert {(c.model, c.loss) for c in cells if c.seed == 0} == {
         (m, lo) for m in ('unet', 'deeplabv3plus') for lo in LOSS_TYPES}
@@ -63,8 +63,8 @@ def test_spec_cells_and_order():
     assert [(c.loss, c.seed) for c in cells[:4]] == [
         ('ce', 0), ('ce', 0), ('pat', 0), ('pat', 0)]
     assert {c.model for c in cells[:4]} == {'unet', 'deeplabv3plus'}
-    assert all(c.seed == 0 for c in cells[:18])
-    assert all(c.seed == 1 for c in cells[18:])
+    assert all(c.seed == 0 for c in cells[:20])
+    assert all(c.seed == 1 for c in cells[20:])
     # selection
     sel = grid_spec.study_cells(study, models=['deep*'], losses=['c*'],
                                 seeds=[1])
@@ -84,6 +84,9 @@ def test_spec_cells_and_order():
     assert extra.base == str(REPO_ROOT / 'configs' / '_base_' / 'losses' /
                              'cb_median.py')
     assert (extra.title, extra.counted) == ('CB-median', True)
+    # a grid loss with options on top
+    assert study.loss_table['ldam_s1'] == grid_spec.Loss(
+        'losses/ldam.py', 'ldam-s1', 'LDAM-s1', True, (('s', 1.0),))
     assert grid_spec.study_config_name(
         study, grid_spec.StudyCell('unet', 'cb_median', 0)) == (
             'cb-median_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed0')
@@ -120,6 +123,11 @@ def test_bad_spec_fails_naming_the_key(tmp_path):
         "'cb_median'", "'cb'"))
     with pytest.raises(KeyError, match='extra_losses.cb would replace'):
         grid_spec.load_study(str(spec))
+    spec.write_text(text.replace("options=dict(s=1.0),",
+                                 "options=dict(s=1.0), scale=1,"))
+    with pytest.raises(KeyError, match=r"extra_losses.ldam_s1 has unknown "
+                       r"fields \['scale'\]"):
+        grid_spec.load_study(str(spec))
     spec.write_text(text.replace('losses/cb_median.py', 'losses/cb_med.py'))
     with pytest.raises(FileNotFoundError,
                        match='extra_losses.cb_median.base'):
@@ -154,7 +162,7 @@ def test_dry_run_plan_writes_nothing(tmp_path):
 # --------------------------------------------------------------- configs
 @pytest.fixture(scope='module')
 def rendered(tmp_path_factory):
-    """The 22 rendered configs of the study (no training), with a stats
+    """The 24 rendered configs of the study (no training), with a stats
     file holding the shared CamVid counts."""
     work = tmp_path_factory.mktemp('study')
     stats = _stats_file(work / 'class_stats.json')
@@ -166,7 +174,7 @@ def rendered(tmp_path_factory):
 def test_rendered_configs(rendered):
     from mmengine.config import Config
     work, stats, plan = rendered
-    assert len(plan) == 22
+    assert len(plan) == 24
     schedule = Config.fromfile(REPO_ROOT / 'configs' / 'camvid_study' /
                                'schedule_cpu.py')
     for e in plan:
@@ -180,6 +188,8 @@ def test_rendered_configs(rendered):
         if loss.type == 'ClassBalancedLoss':
             assert loss.beta == ('median' if cell['loss'] == 'cb_median'
                                  else 0.9999)
+        if loss.type == 'LDAMLoss':
+            assert loss.s == (1.0 if cell['loss'] == 'ldam_s1' else 30.0)
         assert (loss.get('class_counts') == str(stats)) == (
             cell['loss'] in COUNTED)
         assert cfg.model.auxiliary_head.loss_decode.type == 'CrossEntropyLoss'
@@ -256,7 +266,7 @@ def test_every_loss_trains_one_step_on_both_models(rendered):
         assert torch.isfinite(log['loss']), e['name']
         assert any(not torch.equal(a, b)
                    for a, b in zip(before, model.parameters())), e['name']
-    assert len(seen) == 18
+    assert len(seen) == 20
 
 
 # ------------------------------------------------------------------ page
@@ -315,10 +325,12 @@ def test_page_from_work_dirs(tmp_path):
     page = tmp_path / 'docs' / 'camvid.md'
     out = run_tool(['tools/collect_results.py', '--study', SPEC, root,
                     '--page', page]).stdout
-    assert '7 of 22 runs finished' in out
+    assert '7 of 24 runs finished' in out
     md = page.read_text()
     assert md.startswith('# CamVid loss study (CPU budget)')
-    assert '7 of 22 runs finished' in md
+    assert '7 of 24 runs finished' in md
+    assert ('LDAM-s1: `configs/_base_/losses/ldam.py` with `s=1.0`'
+            in md)
     # the reproduce and regenerate commands
     assert f'python tools/grid.py --study {SPEC} --work-root {root}' in md
     assert (f'python tools/collect_results.py --study {SPEC} {root} '
@@ -379,13 +391,13 @@ def test_page_from_work_dirs(tmp_path):
     assert '](camvid_class_iou_unet.png)' in md
     # runs: wall time, not-run-yet rows, the running one
     runs = md[md.index('## Runs'):]
-    assert runs.count('not run yet') == 22 - 9
+    assert runs.count('not run yet') == 24 - 9
     assert re.search(r'\| ce_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed1 '
                      r'\| UNet-c8 \| CE \| 1 \| done \| 400 \| 8:20 \|', runs)
     assert 'running or interrupted' in runs
-    # 6 runs of 300 s and one of 500 s; 15 left at the mean, 328.6 s
+    # 6 runs of 300 s and one of 500 s; 17 left at the mean, 328.6 s
     assert ('Finished runs took 38:20 in all, 5:29 on average (min 5:00, '
-            'max 8:20); the 15 remaining runs would take about 1:22:09') \
+            'max 8:20); the 17 remaining runs would take about 1:33:06') \
         in runs
 
 
@@ -394,8 +406,8 @@ def test_page_without_any_run(tmp_path):
     run_tool(['tools/collect_results.py', '--study', SPEC,
               tmp_path / 'none', '--page', page])
     md = page.read_text()
-    assert '0 of 22 runs finished' in md
-    assert md[md.index('## Runs'):].count('not run yet') == 22
+    assert '0 of 24 runs finished' in md
+    assert md[md.index('## Runs'):].count('not run yet') == 24
     # 2 models x (CE, PAT) x 2 seeds
     seeds = md[md.index('## Seed spread'):md.index('## Runs')]
     assert seeds.count('not run yet') == 8
@@ -432,7 +444,7 @@ def test_reproduce_command_smoke(tmp_path, camvid_root):
     run_tool(['tools/collect_results.py', '--study', SPEC, root, '--page',
               page])
     md = page.read_text()
-    assert '1 of 22 runs finished' in md
+    assert '1 of 24 runs finished' in md
     assert ('--cfg-options ' + ' '.join(tiny)) in md
     assert f'{metrics["summary"]["mIoU"]:.2f}' in _row(
         md, '**mIoU (%), loss x model**', 'BMS')[0]

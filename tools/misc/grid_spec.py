@@ -44,6 +44,9 @@ class Loss(NamedTuple):
     # Needs the training-set class counts: the cell passes the data set's
     # statistics file (its ``class_stats_file``) as ``class_counts``.
     counted: bool = False
+    # Fields set on top of the base's ``loss_decode`` (study variants, e.g.
+    # LDAM with another ``s``), as (name, value) pairs.
+    options: Tuple[Tuple[str, object], ...] = ()
 
 
 DATASETS: Dict[str, Dataset] = {
@@ -209,6 +212,7 @@ def render_config(cell: Cell, dataset_base: str, base_prefix: str,
         f"    '{b if osp.isabs(b) else base_prefix + b}',\n" for b in bases)
     counts = ('\n            class_counts=_base_.class_stats_file,'
               if loss.counted else '')
+    counts += ''.join(f'\n            {k}={v!r},' for k, v in loss.options)
     if model.size_divisor > 1:
         d = model.size_divisor
         preproc = (f'    # pad crops up to multiples of {d}, as the model '
@@ -317,8 +321,9 @@ def load_study(path: str, full_res: bool = False,
     ``base``, optional ``name``), ``models`` (key -> a grid model key, or a
     dict with ``base``, ``name``, ``title``, optional ``size_divisor``),
     ``losses`` (grid loss keys or keys of ``extra_losses``: key -> dict
-    with ``base`` (a loss base config, repo-relative), ``name``, ``title``
-    and ``counted``), ``seeds``, ``extra_seeds`` (loss -> seeds),
+    with ``base`` (a loss base config, repo-relative, or a grid loss key),
+    ``name``, ``title``, ``counted`` and optional ``options``, fields set on
+    the base's ``loss_decode``), ``seeds``, ``extra_seeds`` (loss -> seeds),
     ``priority`` (losses run first), ``page`` (the results page) and
     ``full_res`` (overrides merged in with ``full_res=True``). Wrong values
     fail here, naming the key.
@@ -366,8 +371,15 @@ def load_study(path: str, full_res: bool = False,
                    if f not in lo]
         if missing:
             raise KeyError(f'{path}: extra_losses.{key} needs {missing}')
-        loss_table[key] = Loss(_repo_path(lo['base']), lo['name'],
-                               lo['title'], bool(lo['counted']))
+        unknown = set(lo) - {'base', 'name', 'title', 'counted', 'options'}
+        if unknown:
+            raise KeyError(f'{path}: extra_losses.{key} has unknown fields '
+                           f'{sorted(unknown)}')
+        base = (LOSSES[lo['base']].base if lo['base'] in LOSSES else
+                _repo_path(lo['base']))
+        options = tuple(sorted((lo.get('options') or {}).items()))
+        loss_table[key] = Loss(base, lo['name'], lo['title'],
+                               bool(lo['counted']), options)
     losses = tuple(need('losses'))
     bad = [lo for lo in losses if lo not in loss_table]
     if bad:
@@ -397,7 +409,8 @@ def load_study(path: str, full_res: bool = False,
     files += [(f'models.{k}.base', m.base if osp.isabs(m.base) else
                osp.join(CONFIG_ROOT, '_base_', m.base))
               for k, m in models.items()]
-    files += [(f'extra_losses.{k}.base', lo.base)
+    files += [(f'extra_losses.{k}.base', lo.base if osp.isabs(lo.base) else
+               osp.join(CONFIG_ROOT, '_base_', lo.base))
               for k, lo in loss_table.items() if k not in LOSSES]
     for label, file in files:
         if not osp.isfile(file):

@@ -362,7 +362,8 @@ def test_page_from_work_dirs(tmp_path):
     assert float(m.group(1)) == pytest.approx(beta, abs=1e-10)
     assert float(m.group(2)) == pytest.approx(max(w) / min(w), rel=1e-2)
     assert m.group(3).startswith('Sky ') and 'Bicyclist ' in m.group(3)
-    assert 'CB and CE gave identical metrics in all 1 paired runs.' in md
+    assert ('CB and CE gave identical metrics in the one paired run (same '
+            'model and seed).') in md
     assert 'Focal and CE gave identical' not in md
     # the failed DeepLab PAT run is not a result
     assert _row(md, '**DLV3+ R18-w32**', 'PAT')[0] == ''

@@ -19,6 +19,7 @@ runs are labelled by ``--names`` or by their work dir's name.
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 from typing import Dict, List, Optional
@@ -104,15 +105,24 @@ def plot(records: List[Dict], names: List[str], counts: np.ndarray,
 
     classes = records[0]['classes']
     share = np.maximum(counts, 1.0) / np.maximum(counts, 1.0).sum()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(classes)), 4.5))
-    for record, name in zip(records, names):
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.5 * len(classes) + 3), 4.8))
+    # more runs than colours: vary the marker and line style as well
+    markers, styles = 'osD^v', ['-', '--', ':', '-.']
+    for i, (record, name) in enumerate(zip(records, names)):
         _, x, y = class_points(record, counts, metric)
         summary = record.get('summary', {}).get(f'm{metric}')
         label = name if summary is None else f'{name} (m{metric} ' \
             f'{summary:.2f})'
-        ax.plot(x, y, marker='o', label=label)
-    for c in range(len(classes)):
-        ax.annotate(classes[c], (share[c], 0), xytext=(0, 4),
+        ax.plot(x, y, marker=markers[i % len(markers)], markersize=5,
+                linestyle=styles[(i // 10) % len(styles)], label=label)
+    # class names along the bottom; names of classes with nearly the same
+    # share are pushed apart sideways so they stay readable
+    last, shift = None, 0
+    for c in sorted(range(len(classes)), key=lambda k: share[k]):
+        pos = math.log10(share[c])
+        shift = shift + 1 if last is not None and pos - last < 0.03 else 0
+        last = pos
+        ax.annotate(classes[c], (share[c], 0), xytext=(9 * shift, 4),
                     textcoords='offset points', rotation=90, fontsize=7,
                     ha='center', va='bottom', color='0.35')
     ax.set_xscale('log')
@@ -120,9 +130,10 @@ def plot(records: List[Dict], names: List[str], counts: np.ndarray,
     ax.set_xlabel(f'share of training {count_type}s (log)')
     ax.set_ylabel(f'{metric} (%)')
     ax.grid(True, which='both', alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     if osp.dirname(out):
         os.makedirs(osp.dirname(out), exist_ok=True)

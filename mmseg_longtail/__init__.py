@@ -1,7 +1,7 @@
 """mmseg-longtail: long-tailed semantic segmentation for MMSegmentation 1.x.
 
 Importing the package registers every module into mmseg's registries (MODELS,
-DATASETS, TRANSFORMS, METRICS) and makes the ``mmseg_longtail::`` config scope
+DATASETS, METRICS) and makes the ``mmseg_longtail::`` config scope
 resolvable, so configs can use::
 
     custom_imports = dict(imports=['mmseg_longtail'], allow_failed_imports=False)

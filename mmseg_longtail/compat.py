@@ -162,15 +162,15 @@ def _patch_cpu_distributed() -> None:
     def wrap_model(self, model_wrapper_cfg, model):
         if self.distributed and not torch.cuda.is_available():
             model = _cpu_batchnorm(model)
-        if (self.distributed and model_wrapper_cfg is None
-                and not torch.cuda.is_available()):
-            # mmengine's default passes device_ids=[LOCAL_RANK]: GPU only.
-            model_wrapper_cfg = dict(
-                type='MMDistributedDataParallel',
-                device_ids=None,
-                broadcast_buffers=False,
-                find_unused_parameters=self.cfg.get('find_unused_parameters',
-                                                    False))
+            if model_wrapper_cfg is None:
+                # mmengine's default passes device_ids=[LOCAL_RANK]: GPU
+                # only.
+                model_wrapper_cfg = dict(
+                    type='MMDistributedDataParallel',
+                    device_ids=None,
+                    broadcast_buffers=False,
+                    find_unused_parameters=self.cfg.get(
+                        'find_unused_parameters', False))
         return original_wrap(self, model_wrapper_cfg, model)
 
     setattr(wrap_model, _PATCHED, True)

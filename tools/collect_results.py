@@ -279,12 +279,8 @@ class Table:
         return rows
 
     def to_markdown(self) -> str:
-        head = self.flat_header()
-        lines = [f'**{self.title}**', '', '| ' + ' | '.join(head) + ' |',
-                 '|' + '---|' + '---:|' * (len(head) - 1)]
-        for cells in self.formatted_rows(lambda t: f'**{t}**'):
-            lines.append('| ' + ' | '.join(cells) + ' |')
-        return '\n'.join(lines) + '\n'
+        return f'**{self.title}**\n\n' + _md_table(
+            self.flat_header(), self.formatted_rows(lambda t: f'**{t}**'))
 
     def to_csv(self) -> str:
         buf = io.StringIO()
@@ -573,10 +569,8 @@ def _study_setup(study, num_images: Optional[int]) -> List[Tuple[str, str]]:
         for lo in study.losses if len(study.seeds_of(lo)) > len(study.seeds))
     seeds = (f'{", ".join(map(str, study.seeds))} for every loss' +
              (f'; {extra}' if extra else ''))
-    models = '; '.join(
-        f'{m.title}: `' + (_rel(m.base) if osp.isabs(m.base) else
-                           'configs/_base_/' + m.base) + '`'
-        for m in study.models.values())
+    models = '; '.join(f'{m.title}: `{_rel(grid_spec.base_path(m.base))}`'
+                       for m in study.models.values())
     scale = (f'images resized to {test_scale[0]}x{test_scale[1]} (w x h); '
              if test_scale else '')
     return [
@@ -596,7 +590,8 @@ def _study_setup(study, num_images: Optional[int]) -> List[Tuple[str, str]]:
                              for lo in study.losses
                              if lo in grid_spec.LOSSES) +
          ': `configs/_base_/losses/<loss>.py`' + ''.join(
-             f'; {study.loss_table[lo].title}: `{_loss_base_rel(study, lo)}`'
+             f'; {study.loss_table[lo].title}: '
+             f'`{_rel(grid_spec.base_path(study.loss_table[lo].base))}`'
              + ''.join(f' with `{k}={v!r}`'
                        for k, v in study.loss_table[lo].options)
              for lo in study.losses if lo not in grid_spec.LOSSES) +
@@ -605,20 +600,11 @@ def _study_setup(study, num_images: Optional[int]) -> List[Tuple[str, str]]:
     ]
 
 
-def _loss_base_path(study, loss: str) -> str:
-    base = study.loss_table[loss].base
-    return base if osp.isabs(base) else osp.join(grid_spec.CONFIG_ROOT,
-                                                 '_base_', base)
-
-
-def _loss_base_rel(study, loss: str) -> str:
-    return _rel(_loss_base_path(study, loss))
-
-
 def _loss_cfg(study, loss: str) -> dict:
     """The loss_decode a study loss trains with (base + options)."""
     from mmengine.config import Config
-    cfg = Config.fromfile(_loss_base_path(study, loss)).loss_decode.to_dict()
+    cfg = Config.fromfile(grid_spec.base_path(
+        study.loss_table[loss].base)).loss_decode.to_dict()
     cfg.update(dict(study.loss_table[loss].options))
     return cfg
 
@@ -655,16 +641,16 @@ def _weight_notes(study, stats: dict, classes) -> List[str]:
     return out
 
 
-def _identical_losses(study, done, cells) -> List[str]:
+def _identical_losses(study, done) -> List[str]:
     """Loss pairs whose finished runs gave the same numbers (same model and
     seed, every summary metric)."""
     out = []
     losses = list(study.losses)
     for i, a in enumerate(losses):
         for b in losses[i + 1:]:
-            pairs = [(done[c], done[d]) for c in cells for d in cells
-                     if c.loss == a and d.loss == b and c.model == d.model
-                     and c.seed == d.seed and c in done and d in done]
+            twins = [(run, done.get(c._replace(loss=b)))
+                     for c, run in done.items() if c.loss == a]
+            pairs = [(x, y) for x, y in twins if y is not None]
             if pairs and all(x['summary'] == y['summary'] for x, y in pairs):
                 n = len(pairs)
                 out.append(f'{study.loss_table[b].title} and '
@@ -733,8 +719,7 @@ def study_page(study, runs: List[dict], page: str,
     groups = (ref or {}).get('groups')
     if groups is None and counts:
         from mmseg_longtail.utils import frequency_groups
-        groups = {k: [int(i) for i in v] for k, v in frequency_groups(
-            np.asarray(counts, float)).items()}
+        groups = frequency_groups(counts)
     group_of = {i: g for g, ids in (groups or {}).items() for i in ids}
 
     page_dir = osp.dirname(osp.abspath(page))
@@ -825,8 +810,7 @@ def study_page(study, runs: List[dict], page: str,
         md += [f'**{study.models[m].title}**', '', _md_table(header, rows)]
 
     notes = _weight_notes(study, {'pixel_counts': counts, **stats},
-                          classes) + _identical_losses(
-        study, done, cells)
+                          classes) + _identical_losses(study, done)
     if notes:
         md += ['Class-balanced weights on this study\'s statistics (computed '
                'by the loss code from the statistics file), and losses that '

@@ -158,10 +158,9 @@ def _render_override(args, cells) -> List[dict]:
     if not osp.isfile(data_config):
         raise SystemExit(f'--data-config: no such file {args.data_config}')
     batch, crop = grid_spec.dataset_facts(data_config)
-    ds_name = osp.splitext(osp.basename(data_config))[0].replace('_', '-')
     ds_key = osp.splitext(osp.basename(data_config))[0]
+    ds_name = ds_key.replace('_', '-')
     cfg_dir = osp.join(osp.abspath(args.work_root), GRID_DIR_NAME, 'configs')
-    base_prefix = osp.join(grid_spec.CONFIG_ROOT, '_base_') + os.sep
     entries, seen = [], set()
     for cell in cells:
         if (cell.model, cell.loss) in seen:
@@ -169,7 +168,7 @@ def _render_override(args, cells) -> List[dict]:
         seen.add((cell.model, cell.loss))
         name = grid_spec.config_name(cell, batch, crop, dataset_name=ds_name)
         text = grid_spec.render_config(
-            cell, data_config, base_prefix,
+            cell, data_config, grid_spec.BASE_PREFIX,
             note=f'Rendered by tools/grid.py --data-config {args.data_config}')
         path = osp.join(cfg_dir, name + '.py')
         if not args.dry_run:
@@ -220,6 +219,21 @@ def study_data_base(study: grid_spec.Study) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def study_data_base_path(study: grid_spec.Study) -> str:
+    """Where :func:`study_data_base`'s text is written."""
+    return osp.join(study.work_root, GRID_DIR_NAME, 'configs',
+                    'data_base.py')
+
+
+def _repo_env() -> dict:
+    """The environment with the repository on PYTHONPATH (subprocesses
+    import mmseg_longtail from this checkout)."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = REPO_ROOT + (os.pathsep + env['PYTHONPATH']
+                                     if env.get('PYTHONPATH') else '')
+    return env
+
+
 def _write_if_changed(path: str, text: str) -> None:
     """Write atomically, and only when the content changes (array tasks
     of a running job may be reading it)."""
@@ -241,18 +255,17 @@ def _study_plan(args, study: grid_spec.Study) -> List[dict]:
                                       args.losses or None, args.seeds)
     except ValueError as e:
         raise SystemExit(str(e))
-    cfg_dir = osp.join(study.work_root, GRID_DIR_NAME, 'configs')
-    data_base = osp.join(cfg_dir, 'data_base.py')
+    data_base = study_data_base_path(study)
+    cfg_dir = osp.dirname(data_base)
     if not args.dry_run:
         _write_if_changed(data_base, study_data_base(study))
-    base_prefix = osp.join(grid_spec.CONFIG_ROOT, '_base_') + os.sep
     spec = osp.relpath(study.path, REPO_ROOT)
     entries = []
     for c in cells:
         name = grid_spec.study_config_name(study, c)
         text = grid_spec.render_config(
             grid_spec.Cell(study.dataset, c.model, c.loss), data_base,
-            base_prefix, model=study.models[c.model],
+            grid_spec.BASE_PREFIX, model=study.models[c.model],
             schedule_base=study.schedule_base,
             dataset_title=study.dataset_title,
             note=f'Rendered by tools/grid.py --study {spec}'
@@ -279,8 +292,7 @@ def ensure_class_stats(study: grid_spec.Study, python: str,
         print(f'class statistics: {path}')
         return
     cmd = [python, osp.join(TOOLS, 'analysis_tools', 'class_stats.py'),
-           osp.join(study.work_root, GRID_DIR_NAME, 'configs',
-                    'data_base.py'), '--out', path]
+           study_data_base_path(study), '--out', path]
     if dry_run:
         print(f'class statistics: {path} missing; would write it with: '
               f'{shlex.join(cmd)}')
@@ -289,20 +301,19 @@ def ensure_class_stats(study: grid_spec.Study, python: str,
         raise SystemExit(f'data root {study.data_root} not found: pass '
                          '--data-root (or set data_root in the spec)')
     print(f'class statistics: writing {path}', flush=True)
-    env = dict(os.environ)
-    env['PYTHONPATH'] = REPO_ROOT + (os.pathsep + env['PYTHONPATH']
-                                     if env.get('PYTHONPATH') else '')
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, text=True,
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=_repo_env(), text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if proc.returncode != 0 or not osp.isfile(path):
         raise SystemExit(f'class statistics failed ({shlex.join(cmd)}):\n'
                          f'{proc.stdout[-3000:]}')
 
 
-def make_plan(args) -> List[dict]:
-    """Selected cells with config, work dir and state."""
+def make_plan(args,
+              study: Optional[grid_spec.Study] = None) -> List[dict]:
+    """Selected cells with config, work dir and state (``study``: the
+    loaded ``--study`` spec, read here when not given)."""
     if args.study:
-        study = load_study(args)
+        study = study or load_study(args)
         args.work_root = study.work_root
         entries = _study_plan(args, study)
         for e in entries:
@@ -418,9 +429,7 @@ def run_cell(entry: dict, launcher: str, gpus: int, python: str,
     """Train one cell, recording its status; returns the final status."""
     work_dir = entry['work_dir']
     cmd = train_command(entry, launcher, gpus, python, cfg_options)
-    env = dict(os.environ)
-    env['PYTHONPATH'] = REPO_ROOT + (os.pathsep + env['PYTHONPATH']
-                                     if env.get('PYTHONPATH') else '')
+    env = _repo_env()
     if launcher == 'dist':
         env.setdefault('PORT', str(_free_port()))
     started = time.time()
@@ -606,7 +615,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     if args.run_cell:
         return run_array_task(args.run_cell[0], int(args.run_cell[1]))
-    plan = make_plan(args)
+    study = load_study(args) if args.study else None
+    plan = make_plan(args, study)
     if not plan:
         print('no cell matches the selection')
         return 1
@@ -614,7 +624,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     todo = [e for e in plan if to_run(e, args.force)]
     launcher = 'slurm' if args.slurm else 'dist' if args.dist else 'local'
     if args.study and todo:
-        ensure_class_stats(load_study(args), args.python, args.dry_run)
+        ensure_class_stats(study, args.python, args.dry_run)
     if not todo:
         print('nothing to run: every selected cell is done')
         print_summary(plan)

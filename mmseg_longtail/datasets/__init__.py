@@ -1,4 +1,3 @@
-from . import transforms  # noqa: F401
 from .base import LongTailSegDataset
 from .camvid import CamVidDataset
 from .nyu_v2 import NYUv2Dataset, NYUv2Dataset13

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import torch
 from mmengine.logging import MessageHub, MMLogger, print_log
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
@@ -121,6 +122,11 @@ class LongTailIoUMetric(IoUMetric):
         self.class_stats_file = class_stats_file
         self.count_type = count_type
         self.class_counts: Optional[np.ndarray] = None
+        # the statistics file the counts came from (for messages)
+        self._stats_source = class_stats_file
+        if class_stats_file is None and isinstance(class_counts,
+                                                   (str, os.PathLike)):
+            self._stats_source = class_counts
         if class_stats_file is not None:
             self.class_counts = load_class_counts(
                 class_stats_file, kind=count_type, field='class_stats_file')
@@ -138,6 +144,8 @@ class LongTailIoUMetric(IoUMetric):
                              f'0 <= lo <= hi <= 1, got {group_thresholds}')
         self.group_thresholds = lo_hi
         self.explicit_groups = self._check_groups(frequency_groups)
+        # resolved against the data set's classes in the dataset_meta setter
+        self._groups: Optional[Dict[str, List[int]]] = None
         self.json_dir = json_dir
         self.save_json = save_json
 
@@ -175,7 +183,7 @@ class LongTailIoUMetric(IoUMetric):
         self._dataset_meta = dataset_meta
         if dataset_meta is None or 'classes' not in dataset_meta:
             return
-        self.groups  # noqa: B018  (validates lengths and ids)
+        self._groups = self._resolve_groups(len(dataset_meta['classes']))
         classes = list(dataset_meta['classes'])
         names = self._stats_classes
         generic = names is None or all(
@@ -183,7 +191,7 @@ class LongTailIoUMetric(IoUMetric):
         if not generic and [str(n).lower() for n in names] != [
                 str(c).lower() for c in classes]:
             print_log(
-                f'LongTailIoUMetric: class names in {self.class_stats_file} '
+                f'LongTailIoUMetric: class names in {self._stats_source} '
                 f'{names} differ from the data set classes {classes}; check '
                 'that the statistics belong to this data set',
                 logger='current', level=logging.WARNING)
@@ -194,8 +202,13 @@ class LongTailIoUMetric(IoUMetric):
 
     @property
     def groups(self) -> Optional[Dict[str, List[int]]]:
-        """Class ids of the head / body / tail groups, or None."""
-        k = self.num_classes
+        """Class ids of the head / body / tail groups, or None (no
+        statistics, or no data set classes yet)."""
+        return self._groups
+
+    def _resolve_groups(self, k: int) -> Optional[Dict[str, List[int]]]:
+        """The groups for ``k`` classes; wrong lengths or ids fail here,
+        naming the field."""
         if self.explicit_groups is not None:
             bad = [i for ids in self.explicit_groups.values() for i in ids
                    if not 0 <= i < k]
@@ -228,7 +241,7 @@ class LongTailIoUMetric(IoUMetric):
                              'the data set empty?')
         # float64 sums: per-image float32 counts are exact, but float32
         # totals over a large set are not
-        areas = [sum(a.double() for a in c) for c in columns]
+        areas = [torch.stack(c).sum(0, dtype=torch.float64) for c in columns]
         out = self.total_area_to_metrics(*areas, self.metrics,
                                          self.nan_to_num, self.beta)
         for name, area in zip(('intersect', 'union', 'pred', 'label'), areas):

@@ -130,20 +130,18 @@ def compute_class_stats(labels: Union[Sequence[str], Sequence[np.ndarray],
     args = [(i, num_classes, ignore_index) for i in range(total)]
     desc = f'class stats ({workers} worker{"s" if workers > 1 else ""})'
     _WORKER_LOADER = (loader, describe)
+    pool = None
     try:
+        per_image = map(_count_item, args)
         if workers > 1 and total > 1:
-            ctx = multiprocessing.get_context('fork')
-            with ctx.Pool(workers) as pool:
-                per_image = pool.imap(_count_item, args, chunksize=4)
-                for counts in _progress(per_image, total, desc, progress):
-                    pixels += counts
-                    images += counts > 0
-        else:
-            for counts in _progress(map(_count_item, args), total, desc,
-                                    progress):
-                pixels += counts
-                images += counts > 0
+            pool = multiprocessing.get_context('fork').Pool(workers)
+            per_image = pool.imap(_count_item, args, chunksize=4)
+        for counts in _progress(per_image, total, desc, progress):
+            pixels += counts
+            images += counts > 0
     finally:
+        if pool is not None:
+            pool.terminate()
         _WORKER_LOADER = None
     return dict(
         classes=list(class_names),

@@ -46,8 +46,6 @@ VARIANTS: List[Tuple[str, dict, float]] = [
     ('PAT (mask)', dict(type='PATLoss'), 1.15),
     ('PAT (pixel)', dict(type='PATLoss', normalize='pixel'), 1.15),
 ]
-COUNT_LOSSES = ('ClassBalancedLoss', 'BalancedSoftmaxLoss', 'LDAMLoss',
-                'BLVLoss')
 
 
 def parse_args():
@@ -101,7 +99,7 @@ def build_variants(num_classes: int, imbalance: float, only=None):
             if only and not any(s.lower() in label.lower() for s in only):
                 continue
             cfg = dict(cfg, avg_non_ignore=True)
-            if cfg['type'] in COUNT_LOSSES:
+            if MODELS.get(cfg['type']).requires_counts:
                 cfg['class_counts'] = counts
             losses.append((label, MODELS.build(cfg), target))
     return losses

@@ -88,7 +88,8 @@ def load_counts(stats: Optional[str], record: Dict, count_type: str,
 def class_points(record: Dict, counts: np.ndarray, metric: str = 'IoU'):
     """(class ids, training share, value) of one run, rarest class first;
     classes with an undefined value are left out, zero counts count as 1."""
-    share = np.maximum(counts, 1.0) / np.maximum(counts, 1.0).sum()
+    from mmseg_longtail.utils import class_prior
+    share = class_prior(counts)
     values = np.array([np.nan if v is None else v
                        for v in record['per_class'][metric]], float)
     order = np.argsort(share, kind='stable')
@@ -103,8 +104,9 @@ def plot(records: List[Dict], names: List[str], counts: np.ndarray,
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
+    from mmseg_longtail.utils import class_prior
     classes = records[0]['classes']
-    share = np.maximum(counts, 1.0) / np.maximum(counts, 1.0).sum()
+    share = class_prior(counts)
     fig, ax = plt.subplots(figsize=(max(8.0, 0.5 * len(classes) + 3), 4.8))
     # more runs than colours: vary the marker and line style as well
     markers, styles = 'osD^v', ['-', '--', ':', '-.']

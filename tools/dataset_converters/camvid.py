@@ -23,11 +23,9 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional
 
-import numpy as np
-from PIL import Image
-
 from mmseg_longtail.datasets.conversion import (SPLIT_NAMES, save_label_png,
                                                 save_rgb_image)
+from mmseg_longtail.utils import read_label_png
 
 MAX_LABEL_ID = 11  # 0..10 classes, 11 Unlabelled
 
@@ -60,7 +58,7 @@ def convert_split(src: str, out_dir: str, split: str,
                          f'{missing}')
     for name in images:
         stem = osp.splitext(name)[0]
-        label = np.asarray(Image.open(osp.join(ann_src, name)))
+        label = read_label_png(osp.join(ann_src, name))
         if label.ndim != 2 or label.max(initial=0) > MAX_LABEL_ID:
             raise ValueError(
                 f'{osp.join(ann_src, name)}: expected 8-bit ids 0..'

@@ -50,7 +50,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from mmseg_longtail.datasets.conversion import (save_array_image,
+from mmseg_longtail.datasets.conversion import (label_lut, save_array_image,
                                                 save_label_png, seeded_split,
                                                 write_split_lists)
 
@@ -222,8 +222,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, List[str]]:
         if map13.size != 40:
             raise ValueError(f'--map13: expected 40 entries (one per NYU40 '
                              f'class), got {map13.size}')
-        lut13 = np.full(256, IGNORE, dtype=np.uint8)
-        lut13[:40] = np.where(map13 > 0, map13 - 1, IGNORE)
+        lut13 = label_lut({i: m - 1 for i, m in enumerate(map13) if m > 0},
+                          IGNORE)
 
     with h5py.File(args.mat, 'r') as f:
         for key in ('images', 'labels'):

@@ -27,14 +27,15 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from PIL import Image
 
 from mmseg_longtail.datasets.conversion import (label_lut, save_label_png,
                                                 save_rgb_image, seeded_split,
                                                 write_split_lists)
+from mmseg_longtail.utils import read_label_png
 
 # official trimap value -> class id (background, pet, boundary)
 TRIMAP_TO_CLASS = {2: 0, 1: 1, 3: 2}
+TRIMAP_LUT = label_lut(TRIMAP_TO_CLASS)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -63,14 +64,14 @@ def _stems(folder: str, suffixes: Tuple[str, ...]) -> Dict[str, str]:
 
 
 def convert_trimap(src: str, dst: str) -> None:
-    trimap = np.asarray(Image.open(src))
+    trimap = read_label_png(src)
     if trimap.ndim == 3:  # a few tools save trimaps as RGB; channels agree
         trimap = trimap[..., 0]
     bad = np.setdiff1d(np.unique(trimap), list(TRIMAP_TO_CLASS))
     if bad.size:
         raise ValueError(f'{src}: trimap values {bad.tolist()} are not '
                          'in {1, 2, 3}')
-    save_label_png(label_lut(TRIMAP_TO_CLASS)[trimap], dst)
+    save_label_png(TRIMAP_LUT[trimap], dst)
 
 
 def _convert_one(job: Tuple[str, str, str, str, str]) -> None:

@@ -12,13 +12,17 @@ Config names follow mmseg's ``{algorithm}_{model}_{gpus}xb{batch}-{schedule}_
 """
 import fnmatch
 import functools
+import os
 import os.path as osp
-from typing import (Dict, Iterable, List, NamedTuple, Optional, Sequence,
+from typing import (Dict, List, NamedTuple, Optional, Sequence,
                     Tuple)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_ROOT = osp.join(REPO_ROOT, 'configs')
 GRID_DIR = osp.join(CONFIG_ROOT, 'grid')
+BASE_ROOT = osp.join(CONFIG_ROOT, '_base_')
+# prefix of _base_ paths in configs rendered outside configs/ (studies)
+BASE_PREFIX = BASE_ROOT + os.sep
 
 
 class Dataset(NamedTuple):
@@ -56,9 +60,8 @@ DATASETS: Dict[str, Dataset] = {
     'nyuv2': Dataset('datasets/nyu_v2_40.py', 'nyu-v2-40', 'NYUv2'),
     'camvid': Dataset('datasets/camvid.py', 'camvid', 'CamVid'),
 }
-# The PAT paper's three data sets; CamVid repeats the grid on real data that
+# The PAT paper's three data sets, and CamVid: the grid on real data that
 # ships with this repository's test setup.
-PAPER_DATASETS = ('pet', 'cityscapes', 'nyuv2')
 
 MODELS: Dict[str, Model] = {
     'unet': Model('models/unet.py', 'unet-s5-d16_fcn', 'UNet',
@@ -92,17 +95,29 @@ class Cell(NamedTuple):
     model: str
     loss: str
 
-    @property
-    def key(self) -> str:
-        return f'{self.dataset}/{self.model}/{self.loss}'
 
-
-def all_cells(datasets: Iterable[str] = None) -> List[Cell]:
+def all_cells() -> List[Cell]:
     """Every cell, ordered data set, model, loss (the table order)."""
     return [
-        Cell(d, m, lo) for d in (datasets or DATASETS) for m in MODELS
-        for lo in LOSSES
+        Cell(d, m, lo) for d in DATASETS for m in MODELS for lo in LOSSES
     ]
+
+
+def base_path(base: str) -> str:
+    """A base config's file: ``base`` if absolute, else relative to
+    configs/_base_/."""
+    return base if osp.isabs(base) else osp.join(BASE_ROOT, base)
+
+
+def check_patterns(axes, where: str = '') -> None:
+    """Raise a ValueError for a glob pattern that matches no key of its
+    axis (``axes``: (name, patterns, keys) triples), so a typo such as
+    ``--losses pta`` does not silently select nothing."""
+    for axis, patterns, keys in axes:
+        for p in patterns or ():
+            if not any(fnmatch.fnmatchcase(k, p) for k in keys):
+                raise ValueError(f'--{axis}: {p!r} matches none of '
+                                 f'{where}{list(keys)}')
 
 
 def _match(key: str, patterns: Optional[Sequence[str]]) -> bool:
@@ -121,23 +136,13 @@ def split_patterns(values: Optional[Sequence[str]]) -> List[str]:
 
 def select_cells(datasets: Optional[Sequence[str]] = None,
                  models: Optional[Sequence[str]] = None,
-                 losses: Optional[Sequence[str]] = None,
-                 cells: Optional[Iterable[Cell]] = None) -> List[Cell]:
-    """Cells whose keys match the glob patterns (none given: everything).
-
-    A pattern that matches no key of its axis is an error, so a typo such as
-    ``--losses pta`` does not silently select nothing.
-    """
-    axes = (('datasets', datasets, DATASETS), ('models', models, MODELS),
-            ('losses', losses, LOSSES))
-    for axis, patterns, table in axes:
-        for p in patterns or ():
-            if not any(fnmatch.fnmatchcase(k, p) for k in table):
-                raise ValueError(f'--{axis}: {p!r} matches none of '
-                                 f'{list(table)}')
-    cells = all_cells() if cells is None else list(cells)
+                 losses: Optional[Sequence[str]] = None) -> List[Cell]:
+    """Cells whose keys match the glob patterns (none given: everything);
+    a pattern that matches no key of its axis is an error."""
+    check_patterns((('datasets', datasets, DATASETS),
+                    ('models', models, MODELS), ('losses', losses, LOSSES)))
     return [
-        c for c in cells if _match(c.dataset, datasets)
+        c for c in all_cells() if _match(c.dataset, datasets)
         and _match(c.model, models) and _match(c.loss, losses)
     ]
 
@@ -170,8 +175,7 @@ def dataset_facts(dataset_base: str) -> Tuple[int, Tuple[int, int]]:
     ``dataset_base`` is relative to configs/_base_/ or an absolute path.
     """
     from mmengine.config import Config
-    path = dataset_base if osp.isabs(dataset_base) else osp.join(
-        CONFIG_ROOT, '_base_', dataset_base)
+    path = base_path(dataset_base)
     cfg = Config.fromfile(path)
     for key in ('num_classes', 'crop_size', 'class_stats_file'):
         if key not in cfg:
@@ -406,11 +410,9 @@ def load_study(path: str, full_res: bool = False,
                                                       'class_stats.json')
     files = [('dataset.base', _repo_path(ds['base'])),
              ('schedule.base', schedule_base)]
-    files += [(f'models.{k}.base', m.base if osp.isabs(m.base) else
-               osp.join(CONFIG_ROOT, '_base_', m.base))
+    files += [(f'models.{k}.base', base_path(m.base))
               for k, m in models.items()]
-    files += [(f'extra_losses.{k}.base', lo.base if osp.isabs(lo.base) else
-               osp.join(CONFIG_ROOT, '_base_', lo.base))
+    files += [(f'extra_losses.{k}.base', base_path(lo.base))
               for k, lo in loss_table.items() if k not in LOSSES]
     for label, file in files:
         if not osp.isfile(file):
@@ -445,12 +447,8 @@ def study_cells(study: Study, models: Optional[Sequence[str]] = None,
     losses first, then the rest in the spec's order; every model of a loss
     before the next loss. Glob patterns select models / losses as in
     :func:`select_cells`; ``seeds`` keeps only those seeds."""
-    for axis, patterns, keys in (('models', models, study.models),
-                                 ('losses', losses, study.losses)):
-        for p in patterns or ():
-            if not any(fnmatch.fnmatchcase(k, p) for k in keys):
-                raise ValueError(f'--{axis}: {p!r} matches none of the '
-                                 f'study\'s {list(keys)}')
+    check_patterns((('models', models, study.models),
+                    ('losses', losses, study.losses)), "the study's ")
     rank = {lo: i for i, lo in enumerate(
         list(study.priority) + [x for x in study.losses
                                 if x not in study.priority])}

@@ -1,5 +1,5 @@
 """Attention U-Net decode head (additive attention gates on the skips)."""
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -127,21 +127,17 @@ class AttentionUNetHead(MultiLevelDecodeHead):
             self._block(self.in_channels[i] + below[i],
                         self.decoder_channels[i]) for i in range(levels - 1))
 
-    def _decode(self, inputs: Sequence[Tensor]) -> List[Tensor]:
-        """Decoder features ``d[0..L-1]`` (``d[L-1]`` is the coarsest
-        backbone level)."""
-        xs = self._levels(inputs)
-        outs = [xs[-1]]
-        for i in reversed(range(len(xs) - 1)):
-            d = outs[0]
-            skip = self.gates[i](xs[i], d)
-            up = self._upsample(d, xs[i])
-            outs.insert(0, self.blocks[i](torch.cat([skip, up], dim=1)))
-        return outs
-
     def _forward_feature(self, inputs: Sequence[Tensor]) -> Tensor:
-        """Pre-classifier feature ``d[0]``, shape (N, channels, H0, W0)."""
-        return self._decode(inputs)[0]
+        """Pre-classifier feature ``d[0]``, shape (N, channels, H0, W0):
+        the decoder runs from ``d[L-1]`` (the coarsest backbone level) up.
+        """
+        xs = self._levels(inputs)
+        d = xs[-1]
+        for i in reversed(range(len(xs) - 1)):
+            skip = self.gates[i](xs[i], d)
+            d = self.blocks[i](torch.cat([skip, self._upsample(d, xs[i])],
+                                         dim=1))
+        return d
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         return self.cls_seg(self._forward_feature(inputs))

@@ -5,6 +5,7 @@ from typing import List, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
@@ -177,10 +178,37 @@ class UNetPlusPlusHead(MultiLevelDecodeHead):
             return super().loss(inputs, batch_data_samples, train_cfg)
         top = self._top_row(inputs)
         losses = self.loss_by_feat(self.cls_seg(top[-1]), batch_data_samples)
+        seg_label = self._stack_batch_gt(batch_data_samples)
         for j, (logits, weight) in enumerate(
                 zip(self._ds_logits(top), self.ds_loss_weights), start=1):
-            extra = self.loss_by_feat(logits, batch_data_samples)
+            extra = self._decode_losses(logits, seg_label)
             for key, value in extra.items():
                 if key.startswith('loss_'):
                     losses[f'{key}_ds{j}'] = value * weight
         return losses
+
+    def _decode_losses(self, seg_logits: Tensor, seg_label: Tensor) -> dict:
+        """The decode losses of mmseg's ``loss_by_feat`` for an extra
+        output, without its ``acc_seg`` (a top-k over the logits and a host
+        sync, discarded for the extra outputs); ``seg_label`` (N, 1, H, W)
+        is stacked once for all of them."""
+        seg_logits = resize(
+            seg_logits,
+            size=seg_label.shape[2:],
+            mode='bilinear',
+            align_corners=self.align_corners)
+        seg_weight = (None if self.sampler is None else
+                      self.sampler.sample(seg_logits, seg_label))
+        label = seg_label.squeeze(1)
+        losses_decode = (self.loss_decode if isinstance(
+            self.loss_decode, nn.ModuleList) else [self.loss_decode])
+        out = {}
+        for loss_decode in losses_decode:
+            value = loss_decode(
+                seg_logits,
+                label,
+                weight=seg_weight,
+                ignore_index=self.ignore_index)
+            name = loss_decode.loss_name
+            out[name] = out[name] + value if name in out else value
+        return out

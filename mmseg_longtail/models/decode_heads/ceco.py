@@ -174,7 +174,8 @@ class CeCoBranch(BaseModule):
         # float32 sums: summing many pixels in fp16 (AMP) would overflow
         z = z.float().permute(0, 2, 3, 1).reshape(-1, dim)
         label = seg_label.reshape(-1).long()
-        valid = (label >= 0) & (label < num_classes)
+        valid = ((label != self.ignore_index) & (label >= 0)
+                 & (label < num_classes))
         # Excluded pixels go to an extra bin C that is dropped afterwards;
         # this keeps shapes static (no boolean indexing, no host sync).
         index = torch.where(valid, label, torch.full_like(label, num_classes))

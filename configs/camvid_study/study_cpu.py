@@ -5,22 +5,26 @@
 #       --study configs/camvid_study/study_cpu.py --page             # page
 # Add --full-res to both for the same study at CamVid's full resolution with
 # the grid's models and the paper's 30k schedule (a GPU job; `full_res`
-# below). Relative paths are relative to the repository root.
+# below). The losses come from the paper grid's spec (its sweeps removed:
+# each loss runs its base setting, plus CB-median and LDAM-s1); relative
+# paths are relative to the repository root.
+_base_ = ['../grid/paper_grid.py']
 name = 'camvid_cpu'
 title = 'CamVid loss study (CPU budget)'
-dataset = dict(
-    key='camvid',
-    base='configs/camvid_study/camvid_144x192.py',
-    name='camvid',
-    title='CamVid')
-# Overridable with --data-root; the cells' configs get it written in.
-data_root = '../shared/data/camvid'
-# None: <work_root>/class_stats.json, written by tools/grid.py from the
-# training labels (tools/analysis_tools/class_stats.py) when missing.
-class_stats_file = None
-work_root = 'work_dirs/camvid_study'
-schedule = dict(base='configs/camvid_study/schedule_cpu.py')
+datasets = dict(
+    _delete_=True,
+    camvid=dict(
+        base='configs/camvid_study/camvid_144x192.py',
+        name='camvid',
+        title='CamVid',
+        # overridable with --data-root; written into the cells' data base
+        data_root='../shared/data/camvid',
+        # the shared copy has no test split: no held-out selection split
+        # either (one setting per loss, so nothing is selected)
+        selection='val',
+        report='val'))
 models = dict(
+    _delete_=True,
     unet=dict(
         base='configs/camvid_study/models/unet-s5-c8.py',
         name='unet-s5-c8_fcn',
@@ -30,40 +34,65 @@ models = dict(
         base='configs/camvid_study/models/deeplabv3plus_r18-w32-d16.py',
         name='deeplabv3plus_r18-w32-d16',
         title='DLV3+ R18-w32'))
-losses = ['ce', 'focal', 'cb', 'cbfocal', 'bms', 'ldam', 'blv', 'pat',
-          'cb_median', 'ldam_s1']
-# Losses beyond the grid's (base: a loss base config or a grid loss key;
-# options: fields set on its loss_decode). CB with the paper's beta=0.9999
-# is plain CE on pixel counts (uniform weights): CB-median sets beta from
-# the counts (1 - 1/median count). LDAM's s=30 is the paper's scale for
-# cosine logits; on raw logits the loss starts near 40 and training
-# collapses at this learning rate: LDAM-s1 uses s=1 (margins in logit units).
-extra_losses = dict(
+# One setting per loss (the base configs'), and two settings beyond them:
+# CB with the paper's beta=0.9999 is plain CE on pixel counts (uniform
+# weights), CB-median sets beta from the counts (1 - 1/median count); LDAM's
+# s=30 is the paper's scale for cosine logits, on raw logits training
+# collapses at this learning rate, LDAM-s1 uses s=1 (margins in logit units).
+losses = dict(
+    _delete_=True,
+    ce=dict(base='configs/_base_/losses/ce.py', name='ce', title='CE'),
+    focal=dict(
+        base='configs/_base_/losses/focal.py', name='focal', title='Focal'),
+    cb=dict(base='configs/_base_/losses/cb.py', name='cb', title='CB'),
+    cbfocal=dict(
+        base='configs/_base_/losses/cbfocal.py',
+        name='cbfocal',
+        title='CBFocal'),
+    bms=dict(base='configs/_base_/losses/bms.py', name='bms', title='BMS'),
+    ldam=dict(base='configs/_base_/losses/ldam.py', name='ldam',
+              title='LDAM'),
+    blv=dict(base='configs/_base_/losses/blv.py', name='blv', title='BLV'),
+    pat=dict(base='configs/_base_/losses/pat.py', name='pat', title='PAT'),
     cb_median=dict(
         base='configs/_base_/losses/cb_median.py',
         name='cb-median',
-        title='CB-median',
-        counted=True),
+        title='CB-median'),
     ldam_s1=dict(
-        base='ldam',
+        base='configs/_base_/losses/ldam.py',
         options=dict(s=1.0),
         name='ldam-s1',
-        title='LDAM-s1',
-        counted=True))
+        title='LDAM-s1'))
+schedule = dict(base='configs/camvid_study/schedule_cpu.py')
 seeds = [0]
+selected_seeds = []
 # a second seed where the seed noise matters most: the baseline and PAT
 extra_seeds = dict(ce=[1], pat=[1])
 # run order: CE and PAT (both models) first, then the other losses, then
-# the extra seeds (tools/misc/grid_spec.py: study_cells)
+# the extra seeds
 priority = ['ce', 'pat']
+work_root = 'work_dirs/camvid_study'
+results_dir = 'docs/results/camvid_cpu'
 page = 'docs/results/camvid.md'
+config_dir = None
 # --full-res: CamVid at 360x480 (batch 4), the grid's UNet (base 32) and
 # DeepLabV3+ (ResNetV1c-50, stride 8), the paper's 30k schedule.
 full_res = dict(
     name='camvid_full',
     title='CamVid loss study (full resolution)',
-    dataset=dict(base='configs/_base_/datasets/camvid.py'),
+    datasets=dict(camvid=dict(base='configs/_base_/datasets/camvid.py')),
     schedule=dict(base='configs/_base_/schedules/schedule_30k.py'),
-    models=dict(unet='unet', deeplabv3plus='deeplabv3plus'),
+    models=dict(
+        _delete_=True,
+        unet=dict(
+            base='configs/_base_/models/unet.py',
+            name='unet-s5-d16_fcn',
+            title='UNet',
+            size_divisor=16),
+        deeplabv3plus=dict(
+            base='configs/_base_/models/deeplabv3plus.py',
+            name='deeplabv3plus_r50-d8',
+            title='DLV3+')),
     work_root='work_dirs/camvid_study_full',
+    results_dir='docs/results/camvid_full',
     page='docs/results/camvid_full.md')

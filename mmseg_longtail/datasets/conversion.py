@@ -1,7 +1,7 @@
-"""Helpers shared by ``tools/dataset_converters/*.py``.
+"""Helpers shared by the converters in :mod:`.converters`.
 
-Kept in the library (not in the tool scripts) so that the converters stay
-short and the split and label-writing rules are tested once.
+Kept apart from the per-data-set modules so that the converters stay short
+and the split and label-writing rules are tested once.
 """
 import os
 import os.path as osp

@@ -33,6 +33,7 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
+from mmseg_longtail.experiments.records import write_metric_record
 from mmseg_longtail.utils import frequency_groups, load_class_counts
 
 GROUP_NAMES = ('head', 'body', 'tail')
@@ -386,14 +387,9 @@ class LongTailIoUMetric(IoUMetric):
             count_type=self.count_type,
             train_counts=self.class_counts,
             class_stats_file=self.class_stats_file)
-        text = json.dumps(_json_ready(record), indent=2)
-        os.makedirs(json_dir, exist_ok=True)
-        path = osp.join(json_dir, f'{name}.json')
-        for target in (path, osp.join(json_dir, 'latest.json')):
-            tmp = f'{target}.tmp'
-            with open(tmp, 'w') as f:
-                f.write(text)
-            os.replace(tmp, target)  # atomic: collectors never read halves
+        # one owner of the file layout (records.py): the record, plus
+        # latest.json and latest_<stage>.json pointing at it, atomically
+        path = write_metric_record(json_dir, name, _json_ready(record))
         print_log(f'LongTailIoUMetric: per-class values written to {path}',
                   logger=logger)
         return path

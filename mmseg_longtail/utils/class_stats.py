@@ -1,4 +1,8 @@
-"""Class-frequency statistics: the library half of ``class_stats.py``.
+"""Class-frequency statistics: counting and the statistics JSON.
+
+:mod:`mmseg_longtail.analysis.class_stats` (command line
+``tools/analysis_tools/class_stats.py``) feeds it the labels of a config's
+split or of a folder.
 
 Data flow: label maps -> :func:`compute_class_stats` -> JSON file ->
 :func:`load_class_counts` -> ``class_counts`` of the long-tail losses, CeCo and

@@ -4,7 +4,6 @@ built with a faked ``data_root``."""
 import copy
 import fnmatch
 import functools
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -17,6 +16,11 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mmseg_longtail  # noqa: F401  (registration)
+from mmseg_longtail.experiments import (Cell, filter_cells, load_study,
+                                        sweep_cells)
+from mmseg_longtail.experiments.cells import split_patterns
+from mmseg_longtail.experiments.render import (expected_leaf_configs,
+                                               leaf_config_path)
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 from mmengine.structures import PixelData
@@ -27,16 +31,10 @@ GRID = REPO / 'configs' / 'grid'
 DROPIN = REPO / 'configs' / 'dropin'
 
 
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-spec = _load('grid_spec', REPO / 'tools' / 'misc' / 'grid_spec.py')
-generator = _load('generate_grid_configs',
-                  REPO / 'tools' / 'misc' / 'generate_grid_configs.py')
+GRID_STUDY = load_study(str(REPO / 'configs' / 'grid' / 'paper_grid.py'))
+GRID_LOSSES, GRID_MODELS = GRID_STUDY.losses, GRID_STUDY.models
+GRID_DATASETS = GRID_STUDY.datasets
+GRID_STUDY_SWEEP = sweep_cells(GRID_STUDY)
 GRID_FILES = sorted(GRID.glob('*/*.py'))
 COUNTED_TYPES = {'ClassBalancedLoss', 'BalancedSoftmaxLoss', 'LDAMLoss',
                  'BLVLoss'}
@@ -63,10 +61,10 @@ def cell_of(path: Path):
     grid_spec's name builder: the pieces are matched, not rebuilt)."""
     loss = path.parent.name
     stem = path.stem
-    assert stem.startswith(spec.LOSSES[loss].name + '_'), stem
-    models = [m for m, v in spec.MODELS.items()
+    assert stem.startswith(GRID_LOSSES[loss].name + '_'), stem
+    models = [m for m, v in GRID_MODELS.items()
               if stem[len(loss) + 1:].startswith(v.name + '_')]
-    datasets = [d for d, v in spec.DATASETS.items()
+    datasets = [d for d, v in GRID_DATASETS.items()
                 if re.search(rf'_{re.escape(v.name)}-\d+x\d+$', stem)]
     assert len(models) == 1 and len(datasets) == 1, stem
     return datasets[0], models[0], loss
@@ -82,7 +80,7 @@ def test_grid_is_complete_and_generated():
     assert {c[2] for c in cells} == {
         'ce', 'focal', 'cb', 'cbfocal', 'bms', 'ldam', 'blv', 'pat'}
     # the files are exactly what the generator writes (no hand edits)
-    expected = generator.expected_files()
+    expected = expected_leaf_configs(GRID_STUDY)
     assert sorted(map(str, GRID_FILES)) == sorted(expected)
     for path in GRID_FILES:
         assert path.read_text() == expected[str(path)], path
@@ -102,9 +100,9 @@ def _base_cfg(rel):
 @pytest.mark.parametrize('path', GRID_FILES, ids=lambda p: p.stem)
 def test_grid_config_composes_and_builds(path, tmp_path):
     dataset, model, loss = cell_of(path)
-    ds_base = _base_cfg(spec.DATASETS[dataset].base)
-    model_base = _base_cfg(spec.MODELS[model].base)
-    loss_base = _base_cfg(spec.LOSSES[loss].base)
+    ds_base = _base_cfg(GRID_DATASETS[dataset].base)
+    model_base = _base_cfg(GRID_MODELS[model].base)
+    loss_base = _base_cfg(GRID_LOSSES[loss].base)
     cfg = Config.fromfile(str(path))
 
     k = ds_base.num_classes
@@ -153,8 +151,8 @@ def test_grid_config_composes_and_builds(path, tmp_path):
 
 def _forward_cases():
     """Every loss on UNet and every model with PAT (CamVid cells)."""
-    cases = [('camvid', 'unet', lo) for lo in spec.LOSSES]
-    cases += [('camvid', m, 'pat') for m in spec.MODELS if m != 'unet']
+    cases = [('camvid', 'unet', lo) for lo in GRID_LOSSES]
+    cases += [('camvid', m, 'pat') for m in GRID_MODELS if m != 'unet']
     return cases
 
 
@@ -172,7 +170,7 @@ def one_thread():
 def test_grid_model_trains_on_tiny_input(cell, tmp_path, one_thread):
     """One loss + backward step on a 2x3x32x48 batch: the loss is finite and
     reaches the decode head's classifier."""
-    path = Path(spec.config_path(spec.Cell(*cell)))
+    path = Path(leaf_config_path(GRID_STUDY, *cell))
     cfg = Config.fromfile(str(path))
     k = cfg.num_classes
     model_cfg = copy.deepcopy(cfg.model)
@@ -226,11 +224,11 @@ def _fake_split(ds_cfg, root: Path):
         seg_dir / f'fake{lazy.seg_map_suffix}')
 
 
-@pytest.mark.parametrize('dataset', list(spec.DATASETS))
+@pytest.mark.parametrize('dataset', list(GRID_DATASETS))
 def test_grid_datasets_build_with_fake_data_root(dataset, tmp_path):
     """The grid's dataloaders (= the data set base's, checked above) build
     their data sets from a fake data_root and run their pipelines."""
-    cfg = _base_cfg(spec.DATASETS[dataset].base)
+    cfg = _base_cfg(GRID_DATASETS[dataset].base)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         ds_cfg = copy.deepcopy(cfg[loader].dataset)
         root = tmp_path / loader
@@ -259,7 +257,7 @@ def _unscoped(obj):
 
 def test_dropin_one_per_loss():
     keys = {p.name.split('_')[0] for p in DROPIN_FILES}
-    assert keys == set(spec.LOSSES)
+    assert keys == set(GRID_LOSSES)
 
 
 @pytest.mark.parametrize('path', DROPIN_FILES, ids=lambda p: p.stem)
@@ -272,7 +270,7 @@ def test_dropin_changes_only_the_loss(path, tmp_path):
         str(Path(mmseg.__file__).parent / '.mim' / 'configs' / MMSEG_CONFIG))
     loss_cfg = dict(cfg.model.decode_head.loss_decode)
     assert loss_cfg['type'] == _base_cfg(
-        spec.LOSSES[loss].base).loss_decode['type']
+        GRID_LOSSES[loss].base).loss_decode['type']
     assert 'use_sigmoid' not in loss_cfg or loss == 'ce'
     # everything but the decode head's loss (and the plugin import) is
     # mmseg's config (which the mmseg:: scope tags with `_scope_`)
@@ -302,11 +300,21 @@ def test_select_cells_globs():
                    and fnmatch.fnmatch(cell_of(p)[1], m)
                    and fnmatch.fnmatch(cell_of(p)[2], lo))
 
-    assert len(spec.select_cells()) == 160
-    assert len(spec.select_cells(['camvid'], ['unet*'], ['c*'])) == count(
+    base = [Cell(d, m, lo, '', 0) for d in GRID_DATASETS for m in GRID_MODELS
+            for lo in GRID_LOSSES]
+
+    def select(datasets=None, models=None, losses=None):
+        return filter_cells(GRID_STUDY, base, datasets, models, losses)
+
+    assert len(select()) == 160
+    assert len(select(['camvid'], ['unet*'], ['c*'])) == count(
         'camvid', 'unet*', 'c*') == 6
-    assert len(spec.select_cells(losses=['pat', 'ce'])) == 40
-    assert len(spec.select_cells(datasets=['*'], models=['deeplab*'])) == 64
+    assert len(select(losses=['pat', 'ce'])) == 40
+    assert len(select(datasets=['*'], models=['deeplab*'])) == 64
     with pytest.raises(ValueError, match='pta'):
-        spec.select_cells(losses=['pta'])
-    assert spec.split_patterns(['ce,pat', ' cb* ']) == ['ce', 'pat', 'cb*']
+        select(losses=['pta'])
+    assert split_patterns(['ce,pat', ' cb* ']) == ['ce', 'pat', 'cb*']
+    # a loss pattern may name variants of the sweep
+    sweep = filter_cells(GRID_STUDY, GRID_STUDY_SWEEP, ['camvid'], ['unet'],
+                         ['ldam:s5*'])
+    assert [c.variant for c in sweep] == ['s5', 's5-drw']

@@ -2,15 +2,17 @@
 rendered configs (every loss builds and trains one step on both models),
 the results page from hand-made work dirs, and a smoke run of the
 reproduce command on the real CamVid files."""
-import importlib.util
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
+from mmseg_longtail.experiments import (Cell, RunRecord, SpecError,
+                                        SplitMetrics, filter_cells,
+                                        load_study, plan_cells, run_name)
+from mmseg_longtail.experiments.launch import make_plan
 from tests.conftest import CAMVID_TRAIN_PIXELS, REPO_ROOT, run_tool
 
 SPEC = 'configs/camvid_study/study_cpu.py'
@@ -24,18 +26,8 @@ LOSS_TYPES = dict(ce='CrossEntropyLoss', focal='SoftmaxFocalLoss',
 COUNTED = {'cb', 'cbfocal', 'bms', 'ldam', 'blv', 'cb_median', 'ldam_s1'}
 
 
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sys.path.insert(0, str(REPO_ROOT / 'tools' / 'misc'))
-grid_spec = _load('grid_spec', REPO_ROOT / 'tools' / 'misc' / 'grid_spec.py')
-grid = _load('grid_tool', REPO_ROOT / 'tools' / 'grid.py')
-collect = _load('collect_results_tool',
-                REPO_ROOT / 'tools' / 'collect_results.py')
+def study(**kw):
+    return load_study(str(REPO_ROOT / SPEC), **kw)
 
 
 def _stats_file(path: Path) -> Path:
@@ -47,9 +39,14 @@ def _stats_file(path: Path) -> Path:
 
 
 # ------------------------------------------------------------------ spec
+def C(model, loss, seed):
+    return Cell('camvid', model, loss, '', seed)
+
+
 def test_spec_cells_and_order():
-    study = grid_spec.load_study(SPEC)
-    cells = grid_spec.study_cells(study)
+    st = study()
+    cells, pending = plan_cells(st)
+    assert pending == []
     # 10 losses (the grid's 8, CB-median, LDAM-s1) x 2 models at seed 0,
     # plus seed 1 for CE and PAT
     assert len(cells) == 10 * 2 + 2 * 2
@@ -66,97 +63,110 @@ def test_spec_cells_and_order():
     assert all(c.seed == 0 for c in cells[:20])
     assert all(c.seed == 1 for c in cells[20:])
     # selection
-    sel = grid_spec.study_cells(study, models=['deep*'], losses=['c*'],
-                                seeds=[1])
-    assert sel == [grid_spec.StudyCell('deeplabv3plus', 'ce', 1)]
+    sel = filter_cells(st, cells, models=['deep*'], losses=['c*'],
+                       seeds=[1])
+    assert sel == [C('deeplabv3plus', 'ce', 1)]
     with pytest.raises(ValueError, match="'unet3' matches none"):
-        grid_spec.study_cells(study, models=['unet3'])
-    # paths: relative to the repository root
-    assert study.data_root == str((REPO_ROOT / '..' / 'shared' / 'data' /
-                                   'camvid').resolve())
-    assert study.class_stats_file == str(
-        REPO_ROOT / 'work_dirs' / 'camvid_study' / 'class_stats.json')
-    assert study.schedule_name == '400i'
-    assert grid_spec.study_config_name(study, cells[0]) == (
+        filter_cells(st, cells, models=['unet3'])
+    # paths: relative to the repository root (compared after resolving
+    # symlinks on both sides: ../shared may be one)
+    ds = st.datasets['camvid']
+    assert Path(ds.data_root).resolve() == (
+        REPO_ROOT / '..' / 'shared' / 'data' / 'camvid').resolve()
+    assert ds.class_stats_file == str(
+        REPO_ROOT / 'work_dirs' / 'camvid_study' / 'class_stats' /
+        'camvid.json')
+    assert (ds.selection, ds.report) == ('val', 'val')
+    assert st.schedule_name == '400i'
+    assert run_name(st, cells[0]) == (
         'ce_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed0')
-    # a loss beyond the grid's: its own base, name and title
-    extra = study.loss_table['cb_median']
+    # losses beyond the grid's: their own base, name and title, counted
+    # because the loss class needs counts
+    extra = st.losses['cb_median']
     assert extra.base == str(REPO_ROOT / 'configs' / '_base_' / 'losses' /
                              'cb_median.py')
     assert (extra.title, extra.counted) == ('CB-median', True)
-    # a grid loss with options on top
-    assert study.loss_table['ldam_s1'] == grid_spec.Loss(
-        'losses/ldam.py', 'ldam-s1', 'LDAM-s1', True, (('s', 1.0),))
-    assert grid_spec.study_config_name(
-        study, grid_spec.StudyCell('unet', 'cb_median', 0)) == (
-            'cb-median_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed0')
+    ldam = st.losses['ldam_s1']
+    assert ldam.variants[0].options == (('s', 1.0), )
+    assert (ldam.name, ldam.title, ldam.counted) == ('ldam-s1', 'LDAM-s1',
+                                                     True)
+    assert not st.losses['pat'].counted
+    assert run_name(st, C('unet', 'cb_median', 0)) == (
+        'cb-median_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed0')
 
 
 def test_full_res_variant_uses_grid_bases():
-    study = grid_spec.load_study(SPEC, full_res=True)
-    assert study.models['unet'] == grid_spec.MODELS['unet']
-    assert study.models['deeplabv3plus'] == grid_spec.MODELS['deeplabv3plus']
-    assert study.schedule_name == '30k'
-    assert study.data_base.endswith('configs/_base_/datasets/camvid.py')
-    assert study.work_root.endswith('work_dirs/camvid_study_full')
-    assert study.losses == grid_spec.load_study(SPEC).losses
-    assert grid_spec.study_config_name(
-        study, grid_spec.StudyCell('deeplabv3plus', 'pat', 1)) == (
-            'pat_deeplabv3plus_r50-d8_1xb4-30k_camvid-360x480_seed1')
+    st = study(full_res=True)
+    grid = load_study(str(REPO_ROOT / 'configs/grid/paper_grid.py'))
+    assert st.models['unet'] == grid.models['unet']
+    assert st.models['deeplabv3plus'] == grid.models['deeplabv3plus']
+    assert st.schedule_name == '30k'
+    assert st.datasets['camvid'].base.endswith(
+        'configs/_base_/datasets/camvid.py')
+    assert st.work_root.endswith('work_dirs/camvid_study_full')
+    assert list(st.losses) == list(study().losses)
+    assert run_name(st, C('deeplabv3plus', 'pat', 1)) == (
+        'pat_deeplabv3plus_r50-d8_1xb4-30k_camvid-360x480_seed1')
 
 
 def test_bad_spec_fails_naming_the_key(tmp_path):
     spec = tmp_path / 'bad.py'
-    text = (REPO_ROOT / SPEC).read_text()
-    spec.write_text(text.replace("'cbfocal', ", "'cbfocall', "))
-    with pytest.raises(KeyError, match=r"losses \['cbfocall'\]"):
-        grid_spec.load_study(str(spec))
-    spec.write_text(text.replace('extra_seeds = dict(ce=[1], pat=[1])',
-                                 'extra_seeds = dict(ce=[1], xx=[1])'))
-    with pytest.raises(KeyError, match='extra_seeds'):
-        grid_spec.load_study(str(spec))
-    spec.write_text(text.replace("name='cb-median',", ''))
-    with pytest.raises(KeyError, match=r"extra_losses.cb_median needs "
-                       r"\['name'\]"):
-        grid_spec.load_study(str(spec))
-    spec.write_text(text.replace('cb_median=dict(', 'cb=dict(').replace(
-        "'cb_median'", "'cb'"))
-    with pytest.raises(KeyError, match='extra_losses.cb would replace'):
-        grid_spec.load_study(str(spec))
-    spec.write_text(text.replace("options=dict(s=1.0),",
-                                 "options=dict(s=1.0), scale=1,"))
-    with pytest.raises(KeyError, match=r"extra_losses.ldam_s1 has unknown "
-                       r"fields \['scale'\]"):
-        grid_spec.load_study(str(spec))
-    spec.write_text(text.replace('losses/cb_median.py', 'losses/cb_med.py'))
-    with pytest.raises(FileNotFoundError,
-                       match='extra_losses.cb_median.base'):
-        grid_spec.load_study(str(spec))
+    text = (REPO_ROOT / SPEC).read_text().replace(
+        "'../grid/paper_grid.py'", repr(str(REPO_ROOT / 'configs' / 'grid' /
+                                            'paper_grid.py')))
+    cases = [
+        ("extra_seeds = dict(ce=[1], pat=[1])",
+         "extra_seeds = dict(ce=[1], xx=[1])", SpecError, 'extra_seeds'),
+        ("name='cb-median',", '', SpecError,
+         r"losses.cb_median needs \['name'\]"),
+        ("options=dict(s=1.0),", "options=dict(s=1.0), scale=1,", SpecError,
+         r"losses.ldam_s1 has unknown fields \['scale'\]"),
+        ('losses/cb_median.py', 'losses/cb_med.py', FileNotFoundError,
+         'losses.cb_median.base'),
+        ("priority = ['ce', 'pat']", "priority = ['ce', 'pta']", SpecError,
+         r"priority names losses \['pta'\]"),
+        ("seeds = [0]", "seeds = [0]\nselect_metric = 'mIoUU'", SpecError,
+         'select_metric'),
+        ("report='val'", "report='train'", SpecError,
+         'datasets.camvid.report'),
+        ("selection='val',", "selection=dict(carve=dict(fraction=2, "
+         "group='x')),", SpecError, r'carve.fraction must lie in \(0, 1\)'),
+        ("page = ", "pages = 1\npage = ", SpecError,
+         r"unknown keys \['pages'\]"),
+    ]
+    for old, new, exc, match in cases:
+        assert old in text, old
+        spec.write_text(text.replace(old, new))
+        with pytest.raises(exc, match=match):
+            load_study(str(spec))
     spec.write_text(text[:text.index('full_res = dict(')])
-    assert grid_spec.load_study(str(spec)).name == 'camvid_cpu'
-    with pytest.raises(KeyError, match='full_res'):
-        grid_spec.load_study(str(spec), full_res=True)
+    assert load_study(str(spec)).name == 'camvid_cpu'
+    with pytest.raises(SpecError, match='full_res'):
+        load_study(str(spec), full_res=True)
 
 
 def test_dry_run_plan_writes_nothing(tmp_path):
     work = tmp_path / 'study'
     out = run_tool(['tools/grid.py', '--study', SPEC, '--work-root', work,
-                    '--losses', 'pat', '--dry-run']).stdout
+                    '--results-dir', tmp_path / 'results', '--losses', 'pat',
+                    '--dry-run']).stdout
     assert '4 cells selected' in out
     keys = re.findall(r'^\s+\d+ (camvid/\S+)\s+new\s+run', out, re.M)
     assert keys == ['camvid/unet/pat/seed0', 'camvid/deeplabv3plus/pat/seed0',
                     'camvid/unet/pat/seed1', 'camvid/deeplabv3plus/pat/seed1']
-    assert 'class statistics: ' in out and 'would write it with' in out
+    assert 'class statistics (camvid): ' in out
+    assert 'would write it' in out
     assert str(work / 'pat_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed1') \
         in out
-    assert not work.exists()
+    assert not work.exists() and not (tmp_path / 'results').exists()
     out = run_tool(['tools/grid.py', '--study', SPEC, '--full-res',
                     '--work-root', work, '--models', 'unet', '--losses',
                     'ce', '--dry-run']).stdout
     assert 'ce_unet-s5-d16_fcn_1xb4-30k_camvid-360x480_seed0' in out
-    proc = run_tool(['tools/grid.py', '--study', SPEC, '--datasets',
-                     'camvid', '--dry-run'], check=False)
-    assert proc.returncode != 0 and '--study sets the data set' in proc.stdout
+    proc = run_tool(['tools/grid.py', '--study', SPEC, '--data-config',
+                     'x.py', '--datasets', 'camvid', '--dry-run'],
+                    check=False)
+    assert proc.returncode != 0 and '--data-config replaces' in proc.stdout
 
 
 # --------------------------------------------------------------- configs
@@ -165,10 +175,9 @@ def rendered(tmp_path_factory):
     """The 24 rendered configs of the study (no training), with a stats
     file holding the shared CamVid counts."""
     work = tmp_path_factory.mktemp('study')
-    stats = _stats_file(work / 'class_stats.json')
-    args = grid.parse_args(['--study', SPEC, '--work-root', str(work)])
-    plan = grid.make_plan(args)
-    return work, stats, plan
+    st = study(work_root=str(work), results_dir=str(work / 'results'))
+    stats = _stats_file(Path(st.datasets['camvid'].class_stats_file))
+    return work, stats, make_plan(st)
 
 
 def test_rendered_configs(rendered):
@@ -177,12 +186,18 @@ def test_rendered_configs(rendered):
     assert len(plan) == 24
     schedule = Config.fromfile(REPO_ROOT / 'configs' / 'camvid_study' /
                                'schedule_cpu.py')
+    # one config per setting, shared by its seeds (the launcher sets the
+    # seed)
+    by_setting = {}
     for e in plan:
-        cfg = Config.fromfile(e['config'])
-        cell = e['cell']
-        assert cfg.randomness.seed == cell['seed']
-        assert e['work_dir'] == str(work / e['name'])
-        assert e['name'].endswith(f'_seed{cell["seed"]}')
+        by_setting.setdefault((e.cell.model, e.cell.loss), set()).add(
+            e.config)
+    assert all(len(v) == 1 for v in by_setting.values())
+    for e in plan:
+        cfg = Config.fromfile(e.config)
+        cell = dict(model=e.cell.model, loss=e.cell.loss, seed=e.cell.seed)
+        assert e.work_dir == str(work / e.name)
+        assert e.name.endswith(f'_seed{cell["seed"]}')
         loss = cfg.model.decode_head.loss_decode
         assert loss.type == LOSS_TYPES[cell['loss']]
         if loss.type == 'ClassBalancedLoss':
@@ -196,7 +211,7 @@ def test_rendered_configs(rendered):
         assert cfg.model.decode_head.num_classes == 11
         for split in ('train', 'val', 'test'):
             ds = cfg[f'{split}_dataloader'].dataset
-            assert ds.data_root == grid_spec.load_study(SPEC).data_root
+            assert ds.data_root == study().datasets['camvid'].data_root
         # the shared copy has no test split: test on val
         assert cfg.test_dataloader.dataset.data_prefix.img_path == \
             'img_dir/val'
@@ -216,7 +231,7 @@ def test_rendered_configs(rendered):
         else:
             assert backbone.type == 'ResNetV1c' and backbone.depth == 18
             assert backbone.base_channels == 32
-    data_base = (work / '_grid' / 'configs' / 'data_base.py').read_text()
+    data_base = (work / '_grid' / 'configs' / 'data_camvid.py').read_text()
     assert 'data_root = ' in data_base and str(stats) in data_base
 
 
@@ -249,11 +264,11 @@ def test_every_loss_trains_one_step_on_both_models(rendered):
         samples.append(s)
     seen = set()
     for e in plan:
-        cell = e['cell']
+        cell = dict(model=e.cell.model, loss=e.cell.loss)
         if (cell['model'], cell['loss']) in seen:
             continue
         seen.add((cell['model'], cell['loss']))
-        cfg = Config.fromfile(e['config'])
+        cfg = Config.fromfile(e.config)
         cfg.model.data_preprocessor.size = (h, w)
         model = MODELS.build(cfg.model)
         model.train()
@@ -262,33 +277,30 @@ def test_every_loss_trains_one_step_on_both_models(rendered):
         log = model.train_step(dict(inputs=inputs, data_samples=samples),
                                optim)
         key = [k for k in log if k.startswith('decode.loss')]
-        assert len(key) == 1, (e['name'], list(log))
-        assert torch.isfinite(log['loss']), e['name']
+        assert len(key) == 1, (e.name, list(log))
+        assert torch.isfinite(log['loss']), e.name
         assert any(not torch.equal(a, b)
-                   for a, b in zip(before, model.parameters())), e['name']
+                   for a, b in zip(before, model.parameters())), e.name
     assert len(seen) == 20
 
 
 # ------------------------------------------------------------------ page
-def _fake_run(root: Path, study, cell, miou, tail, per_class, wall=300.0,
-              status='done'):
-    run = root / grid_spec.study_config_name(study, cell)
-    (run / 'longtail_metrics').mkdir(parents=True)
-    (run / 'grid_status.json').write_text(json.dumps(dict(
-        cell=dict(dataset='camvid', model=cell.model, loss=cell.loss,
-                  seed=cell.seed, study=study.name),
-        status=status, wall_s=wall, cfg_options=[],
-        loadavg_start=[1.0, 1.0, 1.0], loadavg_end=[2.5, 1.0, 1.0])))
-    (run / 'last_checkpoint').write_text(str(run / 'iter_400.pth'))
+def _fake_record(results: Path, st, cell, miou, tail, per_class,
+                 wall=300.0):
+    """A committed run record of a finished run."""
     summary = dict(mIoU=miou, aAcc=80.0, mAcc=50.0, mDice=miou + 10,
                    DiceErr=1 - (miou + 10) / 100, mIoU_head=70.0,
                    mIoU_body=40.0, mIoU_tail=tail)
     groups = dict(head=[0, 1, 3, 5], body=[4, 6, 8], tail=[2, 7, 9, 10])
-    (run / 'longtail_metrics' / 'latest.json').write_text(json.dumps(dict(
-        stage='val', iter=400, classes=CLASSES, summary=summary,
-        per_class=dict(IoU=per_class), groups=groups,
-        train_counts=CAMVID_TRAIN_PIXELS)))
-    return run
+    RunRecord(
+        study=st.name, name=run_name(st, cell), cell=cell.to_dict(),
+        options={}, iters=400,
+        selection=SplitMetrics('selection', dict(summary), per_class, 400),
+        report=SplitMetrics('report', dict(summary), per_class, None),
+        classes=CLASSES, groups=groups, train_counts=CAMVID_TRAIN_PIXELS,
+        curve=[dict(iter=200, mIoU=miou / 2), dict(iter=400, mIoU=miou)],
+        wall_s=wall, train_s_per_iter=0.5,
+        loadavg=[[1.0, 1.0, 1.0], [2.5, 1.0, 1.0]]).save(str(results))
 
 
 def _row(md: str, section: str, label: str) -> list:
@@ -299,43 +311,40 @@ def _row(md: str, section: str, label: str) -> list:
     return [c.strip() for c in m.group(1).split('|')]
 
 
-def test_page_from_work_dirs(tmp_path):
-    study = grid_spec.load_study(SPEC)
-    root = tmp_path / 'camvid_study'
-    C = grid_spec.StudyCell
+def test_page_from_records(tmp_path):
+    results = tmp_path / 'results'
+    st = study(results_dir=str(results))
     iou = [float(i) for i in range(11)]
-    _fake_run(root, study, C('unet', 'ce', 0), 40.0, 10.0, iou)
-    _fake_run(root, study, C('unet', 'ce', 1), 42.0, 12.0,
-              [v + 2 for v in iou], wall=500.0)
-    _fake_run(root, study, C('unet', 'pat', 0), 44.0, 20.0, iou)
-    _fake_run(root, study, C('unet', 'pat', 1), 45.0, 18.0, iou)
-    _fake_run(root, study, C('unet', 'focal', 0), 41.5, 11.0, iou)
-    _fake_run(root, study, C('unet', 'bms', 0), 50.0, 30.0, iou)
+    _fake_record(results, st, C('unet', 'ce', 0), 40.0, 10.0, iou)
+    _fake_record(results, st, C('unet', 'ce', 1), 42.0, 12.0,
+                 [v + 2 for v in iou], wall=500.0)
+    _fake_record(results, st, C('unet', 'pat', 0), 44.0, 20.0, iou)
+    _fake_record(results, st, C('unet', 'pat', 1), 45.0, 18.0, iou)
+    _fake_record(results, st, C('unet', 'focal', 0), 41.5, 11.0, iou)
+    _fake_record(results, st, C('unet', 'bms', 0), 50.0, 30.0, iou)
     # CB with near-uniform weights trains as CE: the same numbers
-    _fake_run(root, study, C('unet', 'cb', 0), 40.0, 10.0, iou)
-    # an unfinished run (no metrics) and a failed one: not in the means
-    unfinished = root / grid_spec.study_config_name(
-        study, C('deeplabv3plus', 'ce', 0))
-    unfinished.mkdir(parents=True)
-    (unfinished / 'grid_status.json').write_text(json.dumps(dict(
-        cell=dict(dataset='camvid', model='deeplabv3plus', loss='ce',
-                  seed=0), status='running')))
-    _fake_run(root, study, C('deeplabv3plus', 'pat', 0), 99.0, 99.0, iou,
-              status='failed')
+    _fake_record(results, st, C('unet', 'cb', 0), 40.0, 10.0, iou)
+    # an unfinished and a failed run (work dirs, no records): not results
+    root = tmp_path / 'camvid_study'
+    for cell, state in ((C('deeplabv3plus', 'ce', 0), 'running'),
+                        (C('deeplabv3plus', 'pat', 0), 'failed')):
+        run = root / run_name(st, cell)
+        run.mkdir(parents=True)
+        (run / 'grid_status.json').write_text(json.dumps(dict(
+            cell=cell.to_dict(), state=state)))
     page = tmp_path / 'docs' / 'camvid.md'
     out = run_tool(['tools/collect_results.py', '--study', SPEC, root,
-                    '--page', page]).stdout
-    assert '7 of 24 runs finished' in out
+                    '--results-dir', results, '--page', page]).stdout
+    assert '7 finished runs' in out
     md = page.read_text()
     assert md.startswith('# CamVid loss study (CPU budget)')
     assert '7 of 24 runs finished' in md
-    assert ('LDAM-s1: `configs/_base_/losses/ldam.py` with `s=1.0`'
-            in md)
+    assert 'LDAM-s1: `configs/_base_/losses/ldam.py` with `s=1.0`' in md
+    assert 'the same split as the selection' in md
     # the reproduce and regenerate commands
-    assert f'python tools/grid.py --study {SPEC} --work-root {root}' in md
+    assert f'python tools/grid.py --study {SPEC}' in md
     assert (f'python tools/collect_results.py --study {SPEC} {root} '
             f'--page {page}') in md
-    assert '--full-res' in md
     # loss x model mIoU: mean ± sample std over seeds, the best in bold
     sd_ce = math.sqrt(((40 - 41) ** 2 + (42 - 41) ** 2) / 1)
     assert _row(md, '**mIoU (%), loss x model**', 'CE') == [
@@ -348,8 +357,8 @@ def test_page_from_work_dirs(tmp_path):
     assert unet == [f'41.00 ± {sd_ce:.2f}', '80.00 ± 0.00',
                     f'51.00 ± {sd_ce:.2f}', '70.00 ± 0.00', '40.00 ± 0.00',
                     f'11.00 ± {sd_ce:.2f}', '0, 1']
-    # the class-balanced weights, computed from the counts of the runs'
-    # metric JSON (no statistics file here), and the identical pair
+    # the class-balanced weights, computed from the counts of the records
+    # (no statistics file here), and the identical pair
     assert ('CB: beta = 0.9999 on pixel counts gives class weights with '
             'max/min ratio 1.000000: uniform but for rounding, so the loss '
             'is its unweighted base (CE).') in md
@@ -390,6 +399,8 @@ def test_page_from_work_dirs(tmp_path):
         assert (png.is_file() and png.read_bytes()[:4] == b'\x89PNG') == (
             m == 'unet')
     assert '](camvid_class_iou_unet.png)' in md
+    # curves: CE and the best loss (BMS)
+    assert (page.parent / 'camvid_curves_unet.png').is_file()
     # runs: wall time, not-run-yet rows, the running one
     runs = md[md.index('## Runs'):]
     assert runs.count('not run yet') == 24 - 9
@@ -404,49 +415,50 @@ def test_page_from_work_dirs(tmp_path):
 
 def test_page_without_any_run(tmp_path):
     page = tmp_path / 'camvid.md'
-    run_tool(['tools/collect_results.py', '--study', SPEC,
+    run_tool(['tools/collect_results.py', '--study', SPEC, '--results-dir',
               tmp_path / 'none', '--page', page])
     md = page.read_text()
     assert '0 of 24 runs finished' in md
     assert md[md.index('## Runs'):].count('not run yet') == 24
-    # 2 models x (CE, PAT) x 2 seeds
-    seeds = md[md.index('## Seed spread'):md.index('## Runs')]
-    assert seeds.count('not run yet') == 8
     assert 'seed noise is unknown' in md
 
 
 # ------------------------------------------------------------------ smoke
 def test_reproduce_command_smoke(tmp_path, camvid_root):
     """The study's command with a tiny schedule on the real files: the
-    statistics are written first, a counted loss trains and validates, and
-    the page is generated from the work dirs."""
+    statistics are written first, a counted loss trains, validates, is
+    tested on the report split and recorded, and the page is generated
+    from the record."""
     root = tmp_path / 'study'
+    results = tmp_path / 'results'
     tiny = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
             'default_hooks.checkpoint.interval=2',
             'train_dataloader.batch_size=2',
-            'val_dataloader.dataset.indices=3']
+            'val_dataloader.dataset.indices=3',
+            'test_dataloader.dataset.indices=3']
     out = run_tool(['tools/grid.py', '--study', SPEC, '--data-root',
-                    camvid_root, '--work-root', root, '--models', 'unet',
-                    '--losses', 'bms', '--seeds', '0', '--cfg-options'] +
-                   tiny, timeout=300).stdout
-    assert 'class statistics: writing' in out
-    stats = json.loads((root / 'class_stats.json').read_text())
+                    camvid_root, '--work-root', root, '--results-dir',
+                    results, '--models', 'unet', '--losses', 'bms',
+                    '--seeds', '0', '--cfg-options'] + tiny,
+                   timeout=300).stdout
+    assert 'class statistics (camvid): writing' in out
+    stats = json.loads((root / 'class_stats' / 'camvid.json').read_text())
     assert stats['pixel_counts'] == CAMVID_TRAIN_PIXELS
-    run = root / 'bms_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed0'
-    status = json.loads((run / 'grid_status.json').read_text())
-    assert status['status'] == 'done' and status['cell']['seed'] == 0
+    name = 'bms_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed0'
+    status = json.loads((root / name / 'grid_status.json').read_text())
+    assert status['state'] == 'done' and status['cell']['seed'] == 0
     assert len(status['loadavg_start']) == 3
-    metrics = json.loads((run / 'longtail_metrics' / 'latest.json'
-                          ).read_text())
-    assert metrics['iter'] == 2
-    assert metrics['train_counts'] == CAMVID_TRAIN_PIXELS
-    assert sum(metrics['areas']['label']) > 0
+    record = json.loads((results / 'runs' / f'{name}.json').read_text())
+    assert record['iters'] == 2 and record['study'] == 'camvid_cpu'
+    assert record['train_counts'] == CAMVID_TRAIN_PIXELS
+    assert record['selection']['iter'] == 2
+    assert record['report'] is not None
     page = tmp_path / 'camvid.md'
-    run_tool(['tools/collect_results.py', '--study', SPEC, root, '--page',
-              page])
+    run_tool(['tools/collect_results.py', '--study', SPEC, '--results-dir',
+              results, '--page', page])
     md = page.read_text()
     assert '1 of 24 runs finished' in md
     assert ('--cfg-options ' + ' '.join(tiny)) in md
-    assert f'{metrics["summary"]["mIoU"]:.2f}' in _row(
+    assert f'{record["report"]["summary"]["mIoU"]:.2f}' in _row(
         md, '**mIoU (%), loss x model**', 'BMS')[0]
     assert (tmp_path / 'camvid_class_iou_unet.png').is_file()

@@ -70,3 +70,21 @@ def test_out_of_range_label_names_file(tmp_path):
     ], check=False)
     assert proc.returncode != 0
     assert 'a.png' in proc.stdout and 'outside 0..2' in proc.stdout
+
+
+def test_write_class_stats_function(tmp_path):
+    """The package function behind the CONFIG form, as experiment code
+    calls it: same counts as the data set, JSON and plot written."""
+    from mmseg_longtail.analysis.class_stats import write_class_stats
+    out, plot = tmp_path / 'stats' / 's.json', tmp_path / 's.png'
+    stats = write_class_stats(
+        'configs/quickstart/unet_tiny_synthetic_ce.py', str(out),
+        plot=str(plot),
+        cfg_options={'train_dataloader.dataset.length': 8})
+    ds = SyntheticLongTailDataset(length=8, seed=0)
+    direct = compute_class_stats(ds.get_gt_seg_map, 5, num_labels=8,
+                                 progress=False)
+    assert json.loads(out.read_text()) == stats
+    assert stats['pixel_counts'] == direct['pixel_counts']
+    assert stats['num_images'] == 8
+    assert plot.stat().st_size > 0

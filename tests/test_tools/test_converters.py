@@ -1,7 +1,5 @@
 """Dataset converters on tiny fixtures in the official on-disk formats."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,16 +8,10 @@ from PIL import Image
 import mmseg_longtail  # noqa: F401
 from mmseg.registry import DATASETS
 from mmseg_longtail.datasets.conversion import seeded_split
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_tool(name):
-    path = REPO / 'tools' / 'dataset_converters' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'converter_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from mmseg_longtail.datasets.converters import (convert_camvid,
+                                                convert_nyu_v2,
+                                                convert_oxford_pet)
+from tests.conftest import run_tool
 
 
 def read(path):
@@ -69,10 +61,9 @@ def make_pet(root, n=20, seed=0):
 
 
 def test_oxford_pet_converter(tmp_path):
-    tool = load_tool('oxford_pet')
     trimaps = make_pet(tmp_path / 'src')
     out = tmp_path / 'out'
-    splits = tool.main([str(tmp_path / 'src'), '--out-dir', str(out)])
+    splits = convert_oxford_pet(str(tmp_path / 'src'), str(out))
     assert {k: len(v) for k, v in splits.items()} == dict(
         train=16, val=2, test=2)
     assert sorted(sum(splits.values(), [])) == sorted(trimaps)
@@ -91,11 +82,10 @@ def test_oxford_pet_converter(tmp_path):
     assert (out / 'img_dir' / split / f'{name}.jpg').read_bytes() == \
         (tmp_path / 'src' / 'images' / f'{name}.jpg').read_bytes()
     # seeded: same seed, same split; other seed, other split
-    again = tool.main([str(tmp_path / 'src'), '--out-dir',
-                       str(tmp_path / 'out2')])
+    again = convert_oxford_pet(str(tmp_path / 'src'), str(tmp_path / 'out2'))
     assert again == splits
-    other = tool.main([str(tmp_path / 'src'), '--out-dir',
-                       str(tmp_path / 'out3'), '--seed', '1'])
+    other = convert_oxford_pet(str(tmp_path / 'src'), str(tmp_path / 'out3'),
+                               seed=1)
     assert other != splits
     dataset = DATASETS.build(dict(
         type='OxfordPetDataset', data_root=str(out),
@@ -105,12 +95,11 @@ def test_oxford_pet_converter(tmp_path):
 
 
 def test_oxford_pet_rejects_bad_trimap(tmp_path):
-    tool = load_tool('oxford_pet')
     make_pet(tmp_path / 'src', n=3)
     bad = tmp_path / 'src' / 'annotations' / 'trimaps' / 'beagle_1.png'
     Image.fromarray(np.full((10, 14), 4, np.uint8)).save(bad)
     with pytest.raises(ValueError, match=r'beagle_1\.png.*\[4\]'):
-        tool.main([str(tmp_path / 'src'), '--out-dir', str(tmp_path / 'o')])
+        convert_oxford_pet(str(tmp_path / 'src'), str(tmp_path / 'o'))
 
 
 # ----------------------------------------------------------------- CamVid
@@ -132,11 +121,9 @@ def make_segnet_camvid(root, sizes=dict(train=3, val=2, test=1), seed=0):
 
 @pytest.mark.parametrize('img_format', ['jpg', 'png'])
 def test_camvid_converter(tmp_path, img_format):
-    tool = load_tool('camvid')
     data = make_segnet_camvid(tmp_path / 'CamVid')
     out = tmp_path / 'camvid'
-    counts = tool.main([str(tmp_path / 'CamVid'), '--out-dir', str(out),
-                        '--img-format', img_format])
+    counts = convert_camvid(str(tmp_path / 'CamVid'), str(out), img_format)
     assert counts == dict(train=3, val=2, test=1)
     for (split, stem), (img, label) in data.items():
         got, _, mode = read(out / 'ann_dir' / split / f'{stem}.png')
@@ -158,14 +145,13 @@ def test_camvid_converter(tmp_path, img_format):
 
 
 def test_camvid_converter_rejects_colour_labels(tmp_path):
-    tool = load_tool('camvid')
     make_segnet_camvid(tmp_path / 'CamVid', sizes=dict(train=1))
     bad = next((tmp_path / 'CamVid' / 'trainannot').iterdir())
     Image.fromarray(np.full((9, 12), 12, np.uint8)).save(bad)
     with pytest.raises(ValueError, match='ids 0..11'):
-        tool.main([str(tmp_path / 'CamVid'), '--out-dir', str(tmp_path / 'o')])
+        convert_camvid(str(tmp_path / 'CamVid'), str(tmp_path / 'o'))
     with pytest.raises(FileNotFoundError, match='trainannot'):
-        tool.main([str(tmp_path / 'nothing'), '--out-dir', str(tmp_path)])
+        convert_camvid(str(tmp_path / 'nothing'), str(tmp_path))
 
 
 # ------------------------------------------------------------------- NYUv2
@@ -194,7 +180,6 @@ def expected40(raw, map40):
 def test_nyu_v2_converter_standard_split(tmp_path):
     pytest.importorskip('h5py')
     from scipy.io import savemat
-    tool = load_tool('nyu_v2')
     images, labels = make_nyu_mat(tmp_path / 'labeled.mat')
     rng = np.random.default_rng(1)
     map40 = rng.integers(0, 41, 20)
@@ -208,11 +193,10 @@ def test_nyu_v2_converter_standard_split(tmp_path):
         trainNdxs=np.array([[1], [2], [4], [5], [7], [9]], np.float64),
         testNdxs=np.array([[3], [6], [8], [10]], np.float64)))
     out = tmp_path / 'nyu_v2'
-    splits = tool.main([
-        str(tmp_path / 'labeled.mat'), '--map40',
-        str(tmp_path / 'classMapping40.mat'), '--map13',
-        str(tmp_path / 'map13.npy'), '--splits-file',
-        str(tmp_path / 'splits.mat'), '--out-dir', str(out)])
+    splits = convert_nyu_v2(
+        str(tmp_path / 'labeled.mat'), str(tmp_path / 'classMapping40.mat'),
+        str(out), map13=str(tmp_path / 'map13.npy'),
+        splits_file=str(tmp_path / 'splits.mat'))
     assert splits == dict(train=['0001', '0002', '0004', '0005', '0007',
                                  '0009'], test=['0003', '0006', '0008',
                                                 '0010'])
@@ -240,15 +224,14 @@ def test_nyu_v2_converter_standard_split(tmp_path):
 
 def test_nyu_v2_converter_random_split_and_text_maps(tmp_path):
     pytest.importorskip('h5py')
-    tool = load_tool('nyu_v2')
     _, labels = make_nyu_mat(tmp_path / 'labeled.mat', num_raw=5)
     # "raw new" pairs, in shuffled order, with a comment
     (tmp_path / 'map40.txt').write_text(
         '# raw -> nyu40\n3 7\n1 1\n5 0\n2 40\n4 12\n')
     out = tmp_path / 'nyu_random'
-    splits = tool.main([
-        str(tmp_path / 'labeled.mat'), '--map40', str(tmp_path / 'map40.txt'),
-        '--split', 'random', '--seed', '0', '--out-dir', str(out)])
+    splits = convert_nyu_v2(
+        str(tmp_path / 'labeled.mat'), str(tmp_path / 'map40.txt'), str(out),
+        split='random', seed=0)
     assert {k: len(v) for k, v in splits.items()} == dict(
         train=8, val=1, test=1)
     name = splits['val'][0]
@@ -261,30 +244,71 @@ def test_nyu_v2_converter_random_split_and_text_maps(tmp_path):
 def test_nyu_v2_converter_errors(tmp_path):
     pytest.importorskip('h5py')
     from scipy.io import savemat
-    tool = load_tool('nyu_v2')
     make_nyu_mat(tmp_path / 'labeled.mat', num_raw=20)
     np.save(tmp_path / 'short.npy', np.ones(10))
-    args = [str(tmp_path / 'labeled.mat'), '--split', 'random',
-            '--out-dir', str(tmp_path / 'o')]
+    mat, out = str(tmp_path / 'labeled.mat'), str(tmp_path / 'o')
     with pytest.raises(ValueError, match='exceeds the 10 entries'):
-        tool.main(args + ['--map40', str(tmp_path / 'short.npy')])
+        convert_nyu_v2(mat, str(tmp_path / 'short.npy'), out, split='random')
     savemat(tmp_path / 'two.mat', dict(a=np.ones(20), b=np.ones(20)))
     with pytest.raises(ValueError, match='--map40-key'):
-        tool.main(args + ['--map40', str(tmp_path / 'two.mat')])
+        convert_nyu_v2(mat, str(tmp_path / 'two.mat'), out, split='random')
     np.save(tmp_path / 'too_big.npy', np.full(20, 41))
     with pytest.raises(ValueError, match=r'0\.\.40'):
-        tool.main(args + ['--map40', str(tmp_path / 'too_big.npy')])
+        convert_nyu_v2(mat, str(tmp_path / 'too_big.npy'), out,
+                       split='random')
     np.save(tmp_path / 'ok.npy', np.ones(20))
     (tmp_path / 'splits.json').write_text(json.dumps(
         dict(train=[1, 2], test=[2, 3])))
     with pytest.raises(ValueError, match='overlap'):
-        tool.main([str(tmp_path / 'labeled.mat'), '--map40',
-                   str(tmp_path / 'ok.npy'), '--splits-file',
-                   str(tmp_path / 'splits.json')])
+        convert_nyu_v2(mat, str(tmp_path / 'ok.npy'),
+                       splits_file=str(tmp_path / 'splits.json'))
     with pytest.raises(ValueError, match='needs --splits-file'):
-        tool.main([str(tmp_path / 'labeled.mat'), '--map40',
-                   str(tmp_path / 'ok.npy')])
+        convert_nyu_v2(mat, str(tmp_path / 'ok.npy'))
     (tmp_path / 'not.mat').write_bytes(b'MATLAB 5.0 MAT-file')
     with pytest.raises(ValueError, match='v7.3'):
-        tool.main([str(tmp_path / 'not.mat'), '--map40',
-                   str(tmp_path / 'ok.npy'), '--split', 'random'])
+        convert_nyu_v2(str(tmp_path / 'not.mat'), str(tmp_path / 'ok.npy'),
+                       split='random')
+
+
+# --------------------------------------------------------- command lines
+def test_converter_command_lines(tmp_path):
+    """Each tool passes its flags to the package function unchanged."""
+    make_segnet_camvid(tmp_path / 'CamVid', sizes=dict(train=2, val=1))
+    log = run_tool([
+        'tools/dataset_converters/camvid.py', tmp_path / 'CamVid',
+        '--out-dir', tmp_path / 'camvid', '--img-format', 'png'
+    ]).stdout
+    assert "{'train': 2, 'val': 1}" in log
+    assert sorted(p.name for p in (tmp_path / 'camvid' / 'img_dir' /
+                                   'val').iterdir()) == [
+                                       '0001TP_val_000.png']
+
+    make_pet(tmp_path / 'pet', n=10)
+    run_tool([
+        'tools/dataset_converters/oxford_pet.py', tmp_path / 'pet',
+        '--out-dir', tmp_path / 'pet_out', '--seed', '3', '--ratios', '0.6',
+        '0.2', '0.2', '--nproc', '2'
+    ])
+    expected = convert_oxford_pet(str(tmp_path / 'pet'),
+                                  str(tmp_path / 'pet_ref'), seed=3,
+                                  ratios=(0.6, 0.2, 0.2))
+    for split, names in expected.items():
+        assert (tmp_path / 'pet_out' / 'splits' /
+                f'{split}.txt').read_text().split() == names
+
+    pytest.importorskip('h5py')
+    make_nyu_mat(tmp_path / 'labeled.mat', n=5, num_raw=5)
+    (tmp_path / 'map40.txt').write_text('1 2 3 4 5\n')
+    np.save(tmp_path / 'map13.npy', np.arange(40) % 13 + 1)
+    log = run_tool([
+        'tools/dataset_converters/nyu_v2.py', tmp_path / 'labeled.mat',
+        '--map40', tmp_path / 'map40.txt', '--map13', tmp_path / 'map13.npy',
+        '--split', 'random', '--seed', '1', '--ratios', '0.4', '0.2', '0.4',
+        '--out-dir', tmp_path / 'nyu'
+    ]).stdout
+    assert 'NYUv2: 5 frames (train 2, val 1, test 2)' in log
+    expected = seeded_split([f'{i:04d}' for i in range(1, 6)],
+                            (0.4, 0.2, 0.4), 1)
+    for split, names in expected.items():
+        assert sorted(p.stem for p in (tmp_path / 'nyu' / 'ann_dir13' /
+                                       split).iterdir()) == names

@@ -16,23 +16,36 @@ def _status(run: Path) -> dict:
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
     work = tmp_path / 'work'
     out = run_tool(['tools/grid.py', '--datasets', 'camvid', '--losses',
-                    'c*', '--work-root', work, '--dry-run']).stdout
-    assert '15 cells selected' in out
+                    'c*', '--work-root', work, '--results-dir',
+                    tmp_path / 'results', '--dry-run']).stdout
+    # CE (1 setting) + CB (3) + CBFocal (2) on 5 models at seed 0; the
+    # further seeds of CE (no selection needed) also: 5 x 2
+    assert '40 cells selected' in out
     planned = re.findall(r'^\s+\d+ (camvid/\S+)\s+new\s+run', out, re.M)
-    assert len(planned) == 15
-    assert {p.split('/')[2] for p in planned} == {'ce', 'cb', 'cbfocal'}
+    assert len(planned) == 40
+    assert {p.split('/')[2].split(':')[0] for p in planned} == {
+        'ce', 'cb', 'cbfocal'}
     assert {p.split('/')[1] for p in planned} == {
         'unet', 'attunet', 'unetpp', 'deeplabv3', 'deeplabv3plus'}
-    # one train.py command per cell, with --resume and the cell's work dir
+    assert 'camvid/unet/cb:bmed-img/seed0' in planned
+    # CB's further seeds wait for its sweep
+    assert 'camvid/unet/cb:bmed/seed1' not in planned
+    assert 'wait for their sweep' in out
+    # one train.py command per cell, with --resume, its work dir and seed
     cmds = [ln for ln in out.splitlines() if 'tools/train.py' in ln]
-    assert len(cmds) == 15 and all('--resume' in c for c in cmds)
-    assert str(work / 'ce_unet-s5-d16_fcn_1xb4-30k_camvid-360x480') in out
+    assert len(cmds) == 40 and all('--resume' in c for c in cmds)
+    assert all('randomness.seed=' in c for c in cmds)
+    assert str(work / 'ce_unet-s5-d16_fcn_1xb4-30k_camvid-360x480_seed0') \
+        in out
+    assert str(work / 'cb-bmed-img_unet-s5-d16_fcn_1xb4-30k_camvid-360x480'
+               '_seed0') in out
     assert not work.exists()
 
     out = run_tool(['tools/grid.py', '--models', 'deeplabv3plus', '--losses',
-                    'pat', '--slurm', '--partition', 'gpu', '--gpus', '4',
-                    '--cpus-per-task', '6', '--max-parallel', '2', '--time',
-                    '1-00:00:00', '--work-root', work, '--dry-run']).stdout
+                    'pat:tau2', '--slurm', '--partition', 'gpu', '--gpus',
+                    '4', '--cpus-per-task', '6', '--max-parallel', '2',
+                    '--time', '1-00:00:00', '--work-root', work,
+                    '--dry-run']).stdout
     assert '4 cells selected' in out
     for line in ('#SBATCH --array=0-3%2', '#SBATCH --ntasks=4',
                  '#SBATCH --ntasks-per-node=4', '#SBATCH --gres=gpu:4',
@@ -51,18 +64,23 @@ def test_bad_selection_fails_clearly(tmp_path):
 
 def test_local_grid_skips_done_and_resumes(tmp_path):
     root = tmp_path / 'grid'
+    results = tmp_path / 'results'
     common = ['tools/grid.py', '--data-config', TINY_DATA, '--models', 'unet',
-              '--work-root', root, '--cfg-options',
-              'default_hooks.logger.interval=1']
+              '--seeds', '0', '--work-root', root, '--results-dir', results,
+              '--cfg-options', 'default_hooks.logger.interval=1']
     short = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
              'default_hooks.checkpoint.interval=2']
     out = run_tool(common + short + ['--losses', 'ce']).stdout
-    ce = root / 'ce_unet-s5-d16_fcn_1xb2-30k_synthetic-tiny-32x32'
-    assert _status(ce)['status'] == 'done'
+    ce = root / 'ce_unet-s5-d16_fcn_1xb2-30k_synthetic-tiny-32x32_seed0'
+    assert _status(ce)['state'] == 'done'
     assert _status(ce)['cell'] == dict(dataset='synthetic_tiny',
-                                       model='unet', loss='ce')
+                                       model='unet', loss='ce', variant='',
+                                       seed=0)
     assert (ce / 'iter_2.pth').is_file()
-    assert re.search(r'synthetic_tiny/unet/ce\s+done\s+2\s+\S+\s+\d', out)
+    assert re.search(r'synthetic_tiny/unet/ce/seed0\s+done\s+2\s+\S+\s+\d',
+                     out)
+    record = results / 'runs' / f'{ce.name}.json'
+    assert record.is_file()
 
     # finished: skipped without starting anything
     log_size = (ce / 'grid_train.log').stat().st_size
@@ -70,36 +88,45 @@ def test_local_grid_skips_done_and_resumes(tmp_path):
     assert 'nothing to run' in out
     assert (ce / 'grid_train.log').stat().st_size == log_size
 
-    # an interrupted run (a killed job leaves its status at 'running')
-    # resumes from its last checkpoint; a new cell starts from scratch
+    # an interrupted run (a killed job leaves its status at 'running' and no
+    # record) resumes from its last checkpoint; a new cell starts afresh
+    record.unlink()
     status = _status(ce)
-    status['status'] = 'running'
+    status['state'] = 'running'
     (ce / 'grid_status.json').write_text(json.dumps(status))
     longer = ['train_cfg.max_iters=3', 'train_cfg.val_interval=3',
               'default_hooks.checkpoint.interval=3']
-    out = run_tool(common + longer + ['--losses', 'ce,pat']).stdout
-    assert re.search(r'synthetic_tiny/unet/ce\s+resume@2\s+run', out)
-    assert re.search(r'synthetic_tiny/unet/pat\s+new\s+run', out)
+    out = run_tool(common + longer + ['--losses', 'ce,pat:tau2']).stdout
+    assert re.search(r'synthetic_tiny/unet/ce/seed0\s+resume@2\s+run', out)
+    assert re.search(r'synthetic_tiny/unet/pat:tau2/seed0\s+new\s+run', out)
     resumed = (ce / 'grid_train.log').read_text()[log_size:]
     assert 'resumed epoch: 0, iter: 2' in resumed
     assert re.search(r'Iter\(train\) \[3/3\]', resumed)
     assert not re.search(r'Iter\(train\) \[[12]/3\]', resumed)
-    assert _status(ce)['status'] == 'done' and _status(ce)['attempts'] == 2
-    pat = root / 'pat_unet-s5-d16_fcn_1xb2-30k_synthetic-tiny-32x32'
-    assert _status(pat)['status'] == 'done'
+    assert _status(ce)['state'] == 'done' and _status(ce)['attempts'] == 2
+    pat = root / 'pat-tau2_unet-s5-d16_fcn_1xb2-30k_synthetic-tiny-32x32_seed0'
+    assert _status(pat)['state'] == 'done'
     assert (pat / 'iter_3.pth').is_file()
 
-    out = run_tool(['tools/collect_results.py', root, '--tables',
-                    'table3']).stdout
-    assert '2 runs under' in out
+    # a corrupt status: warned about, the cell resumes
+    (ce / 'grid_status.json').write_text('{"cell": ')
+    record.unlink()
+    out = run_tool(common + longer + ['--losses', 'ce', '--dry-run']).stdout
+    assert 'grid_status.json: unreadable run status' in out
+    assert re.search(r'synthetic_tiny/unet/ce/seed0\s+resume@3\s+run', out)
+
+    out = run_tool(['tools/collect_results.py', '--data-config', TINY_DATA,
+                    '--results-dir', results, '--tables', 'table3']).stdout
+    assert '1 finished runs' in out
     rows = {m.group(1): m.group(2) for m in re.finditer(
-        r'^\| (CE|PAT|Focal) \|(.*)\|$', out, re.M)}
-    assert re.fullmatch(r' [\d.*]+ \| [\d.*]+ \| [\d.*]+ ', rows['CE'])
-    assert re.fullmatch(r' [\d.*]+ \| [\d.*]+ \| [\d.*]+ ', rows['PAT'])
+        r'^\| (CE|PAT \(tau=2\)|PAT|Focal) \|(.*)\|$', out, re.M)}
+    assert re.fullmatch(r' [\d.*]+ \| [\d.*]+ \| [\d.*]+ ',
+                        rows['PAT (tau=2)'])
+    assert rows['CE'].replace(' ', '') == '||'  # its record was removed
     assert rows['Focal'].replace(' ', '') == '||'
     metrics = json.loads(
-        (pat / 'longtail_metrics' / 'latest.json').read_text())
-    assert metrics['iter'] == 3 and metrics['groups'] == dict(
+        (pat / 'longtail_metrics' / 'latest_test.json').read_text())
+    assert metrics['stage'] == 'test' and metrics['groups'] == dict(
         head=[0, 1], body=[2], tail=[3, 4])
-    assert f'{metrics["summary"]["mIoU"]:.2f}' in rows['PAT']
+    assert f'{metrics["summary"]["mIoU"]:.2f}' in rows['PAT (tau=2)']
     assert REPO_ROOT.joinpath('configs/grid').is_dir()

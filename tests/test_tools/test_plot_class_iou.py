@@ -1,7 +1,5 @@
-"""plot_class_iou.py on metric JSON files written by LongTailIoUMetric."""
-import importlib.util
+"""plot_class_iou on metric JSON files written by LongTailIoUMetric."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,18 +8,12 @@ from PIL import Image
 
 import mmseg_longtail  # noqa: F401
 from mmseg.registry import METRICS
+from mmseg_longtail.analysis.plot_class_iou import (class_points, plot,
+                                                    plot_runs, run_name)
+from tests.conftest import run_tool
 
-REPO = Path(__file__).resolve().parents[2]
 CLASSES = ('a', 'b', 'c', 'd')
 COUNTS = [500, 0, 20, 3000]
-
-
-def load_tool():
-    path = REPO / 'tools' / 'analysis_tools' / 'plot_class_iou.py'
-    spec = importlib.util.spec_from_file_location('plot_class_iou', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_run(work_dir, seed, counts=COUNTS):
@@ -41,46 +33,48 @@ def write_run(work_dir, seed, counts=COUNTS):
 
 
 def test_points_and_png(tmp_path):
-    tool = load_tool()
     rec_a = write_run(tmp_path / 'run_ce', 0)
     rec_b = write_run(tmp_path / 'run_pat', 1)
-    ids, share, values = tool.class_points(rec_a, np.array(COUNTS, float))
+    ids, share, values = class_points(rec_a, np.array(COUNTS, float))
     # rarest first; class 1 (count 0 -> 1, undefined IoU) dropped
     assert ids.tolist() == [2, 0, 3]
     np.testing.assert_allclose(share, np.array([20, 500, 3000]) / 3521)
     np.testing.assert_allclose(values,
                                [rec_a['per_class']['IoU'][i] for i in ids])
     out = tmp_path / 'plots' / 'iou.png'
-    tool.main([str(tmp_path / 'run_ce'), str(tmp_path / 'run_pat' /
-               'longtail_metrics'), '--out', str(out)])
+    # through the command line, as the docs run it
+    log = run_tool(['tools/analysis_tools/plot_class_iou.py',
+                    tmp_path / 'run_ce',
+                    tmp_path / 'run_pat' / 'longtail_metrics', '--out',
+                    out]).stdout
+    assert f'wrote {out}' in log
     with Image.open(out) as img:
         assert img.format == 'PNG' and img.size[0] > 300
-    assert tool.run_name(str(tmp_path / 'run_ce/longtail_metrics/x.json'),
-                         rec_a) == 'run_ce'
+    assert run_name(str(tmp_path / 'run_ce/longtail_metrics/x.json'),
+                    rec_a) == 'run_ce'
     assert rec_b['per_class']['IoU'] != rec_a['per_class']['IoU']
 
 
 def test_stats_and_errors(tmp_path):
-    tool = load_tool()
     write_run(tmp_path / 'r1', 0)
     stats = tmp_path / 'stats.json'
     stats.write_text(json.dumps(dict(
         classes=list(CLASSES), pixel_counts=[1, 2, 3, 4],
         image_counts=[4, 3, 2, 1])))
-    tool.main([str(tmp_path / 'r1'), '--stats', str(stats), '--count-type',
-               'image', '--names', 'CE', '--out', str(tmp_path / 'p.png')])
+    plot_runs([str(tmp_path / 'r1')], str(tmp_path / 'p.png'), names=['CE'],
+              stats=str(stats), count_type='image')
     assert (tmp_path / 'p.png').stat().st_size > 0
     with pytest.raises(ValueError, match='--names'):
-        tool.main([str(tmp_path / 'r1'), '--names', 'a', 'b'])
+        plot_runs([str(tmp_path / 'r1')], names=['a', 'b'])
     with pytest.raises(FileNotFoundError, match='latest.json'):
-        tool.main([str(tmp_path / 'missing')])
+        plot_runs([str(tmp_path / 'missing')])
     with pytest.raises(ValueError, match='--stats has 5 counts'):
         stats.write_text(json.dumps(dict(pixel_counts=[1] * 5,
                                          image_counts=[1] * 5)))
-        tool.main([str(tmp_path / 'r1'), '--stats', str(stats)])
+        plot_runs([str(tmp_path / 'r1')], stats=str(stats))
     with pytest.raises(ValueError, match='image counts, not pixel|pixel '
                        'counts, not image'):
-        tool.main([str(tmp_path / 'r1'), '--count-type', 'image'])
+        plot_runs([str(tmp_path / 'r1')], count_type='image')
     other = tmp_path / 'r2' / 'longtail_metrics'
     other.mkdir(parents=True)
     record = json.loads((tmp_path / 'r1/longtail_metrics/latest.json')
@@ -88,4 +82,19 @@ def test_stats_and_errors(tmp_path):
     record['classes'] = ['x'] * 4
     (other / 'latest.json').write_text(json.dumps(record))
     with pytest.raises(ValueError, match='differ'):
-        tool.main([str(tmp_path / 'r1'), str(tmp_path / 'r2')])
+        plot_runs([str(tmp_path / 'r1'), str(tmp_path / 'r2')])
+
+
+def test_plot_from_records(tmp_path):
+    """``plot`` as the results page calls it: records built in memory,
+    positional (records, names, counts, metric, out, title)."""
+    rec = write_run(tmp_path / 'run', 0)
+    records = [dict(classes=rec['classes'], per_class=dict(IoU=values),
+                    summary=dict(mIoU=50.0))
+               for values in (rec['per_class']['IoU'],
+                              [None, None, 10.0, 90.0])]
+    out = str(tmp_path / 'page' / 'iou.png')
+    assert plot(records, ['CE', 'PAT'], np.array(COUNTS, float), 'IoU', out,
+                'a title') == out
+    with Image.open(out) as img:
+        assert img.format == 'PNG' and img.size[0] > 300

@@ -64,26 +64,33 @@ def test_slurm_train_two_tasks_on_cpu(slurm_partition, tmp_path):
 
 def test_grid_slurm_job_array(slurm_partition, tmp_path):
     root = tmp_path / 'grid'
+    results = tmp_path / 'results'
     env = dict(OMP_NUM_THREADS='1')
+    select = ['--data-config', TINY_DATA, '--models', 'unet', '--losses',
+              'ce,pat:tau2', '--seeds', '0', '--work-root', root,
+              '--results-dir', results]
     out = run_tool([
         'tools/grid.py', '--slurm', '--wait', '--partition', slurm_partition,
         '--gpus-per-node', '0', '--cpus-per-task', '1', '--job-name',
-        'lt-grid', '--data-config', TINY_DATA, '--models', 'unet',
-        '--losses', 'ce,pat', '--work-root', root, '--cfg-options',
+        'lt-grid'] + select + ['--cfg-options',
         'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
         'default_hooks.checkpoint.interval=2'
     ], env=env).stdout
     job = re.search(r'job array (\d+) submitted', out).group(1)
     assert 'ended (sbatch exit 0)' in out
-    runs = sorted(root.glob('*_unet-s5-d16_fcn_1xb2-30k_synthetic-tiny-32x32'))
-    assert [r.name.split('_')[0] for r in runs] == ['ce', 'pat']
+    runs = sorted(root.glob('*_unet-s5-d16_fcn_1xb2-30k_synthetic-tiny-'
+                            '32x32_seed0'))
+    assert [r.name.split('_')[0] for r in runs] == ['ce', 'pat-tau2']
     tasks = set()
     for run in runs:
         status = json.loads((run / 'grid_status.json').read_text())
-        assert status['status'] == 'done' and status['returncode'] == 0
+        assert status['state'] == 'done' and status['returncode'] == 0
         assert status['launcher'] == 'slurm'
         tasks.add(status['slurm_job'])
         assert (run / 'iter_2.pth').is_file()
+        # trained, tested on the report split, recorded
+        assert (run / 'longtail_metrics' / 'latest_test.json').is_file()
+        assert (results / 'runs' / f'{run.name}.json').is_file()
     # one job array, one task per cell
     assert tasks == {f'{job}_0', f'{job}_1'}
     logs = sorted(p.name for p in (root / '_grid' / 'logs').iterdir())
@@ -91,17 +98,17 @@ def test_grid_slurm_job_array(slurm_partition, tmp_path):
 
     # resubmitting finished cells submits nothing
     again = run_tool(['tools/grid.py', '--slurm', '--partition',
-                      slurm_partition, '--data-config', TINY_DATA,
-                      '--models', 'unet', '--losses', 'ce,pat',
-                      '--work-root', root], env=env).stdout
+                      slurm_partition] + select, env=env).stdout
     assert 'nothing to run' in again and 'submitting' not in again
 
-    table = run_tool(['tools/collect_results.py', root, '--tables',
+    table = run_tool(['tools/collect_results.py', '--data-config',
+                      TINY_DATA, '--results-dir', results, '--tables',
                       'runs']).stdout
-    for loss in ('ce', 'pat'):
+    for name in ('ce', 'pat-tau2'):
         row = next(ln for ln in table.splitlines()
-                   if ln.startswith(f'| {loss}_unet'))
+                   if ln.startswith(f'| {name}_unet'))
         cells = [c.strip() for c in row.strip('|').split('|')]
-        assert cells[1:6] == ['synthetic_tiny', 'unet', loss, 'done', '2']
-        assert re.fullmatch(r'\d+\.\d\d', cells[6])  # mIoU
-        assert re.fullmatch(r'\d+:\d\d', cells[14])  # wall time
+        assert cells[2:4] == ['done', '2']
+        assert re.fullmatch(r'\d+\.\d\d', cells[4])  # selection mIoU
+        assert re.fullmatch(r'\d+\.\d\d', cells[5])  # report mIoU
+        assert re.fullmatch(r'\d+:\d\d', cells[-1])  # wall time

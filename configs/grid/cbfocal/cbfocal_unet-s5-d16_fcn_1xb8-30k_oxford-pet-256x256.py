@@ -1,5 +1,6 @@
 # CBFocal loss, UNet, Oxford-IIIT Pet: one cell of the PAT paper grid
-# (tools/misc/generate_grid_configs.py writes these files; edit it, not them).
+# (written by tools/misc/generate_grid_configs.py from
+# configs/grid/paper_grid.py; edit the spec, not this file.)
 _base_ = [
     '../../_base_/models/unet.py',
     '../../_base_/datasets/oxford_pet.py',

@@ -2,7 +2,6 @@
 EncoderDecoder; the U-Net-family heads work on mmseg and mmpretrain
 backbones."""
 import copy
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,10 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmseg_longtail  # noqa: F401  (registers the heads and backbone)
+from mmseg_longtail.analysis.benchmark_models import (benchmark_models,
+                                                      build_model,
+                                                      sync_bn_to_bn)
+from tests.conftest import run_tool
 from .head_test_utils import params_without_grad, random_labels, total_loss
 
 REPO = Path(__file__).resolve().parents[3]
@@ -20,19 +23,6 @@ MODELS_DIR = REPO / 'configs' / '_base_' / 'models'
 BASES = ['unet.py', 'attunet.py', 'unetpp.py', 'deeplabv3.py',
          'deeplabv3plus.py', 'deeplabv3plus_ceco.py', 'unetpp_ceco.py']
 NUM_CLASSES = 3
-
-
-def load_benchmark_tool():
-    """tools/analysis_tools/benchmark_models.py as a module (its config
-    helpers are shared with these tests)."""
-    path = REPO / 'tools' / 'analysis_tools' / 'benchmark_models.py'
-    spec = importlib.util.spec_from_file_location('benchmark_models', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = load_benchmark_tool()
 
 
 def model_cfg(name, sync_bn=False, narrow=False):
@@ -46,7 +36,7 @@ def model_cfg(name, sync_bn=False, narrow=False):
     if 'ceco_cfg' in cfg['decode_head']:
         cfg['decode_head']['ceco_cfg']['class_counts'] = [30, 10, 2]
     # ConfigDict, as the runner passes (EncoderDecoder reads test_cfg.mode)
-    return ConfigDict(cfg if sync_bn else BENCH.sync_bn_to_bn(cfg))
+    return ConfigDict(cfg if sync_bn else sync_bn_to_bn(cfg))
 
 
 def make_batch(size, batch=2, seed=0):
@@ -212,9 +202,9 @@ def test_heads_on_other_backbones(backbone, head):
 
 
 def test_benchmark_tool_runs(capsys):
-    BENCH.main(['--models', 'unetpp', 'unetpp_ceco', '--shape', '2', '3',
-                '32', '32', '--repeats', '1', '--warmup', '0',
-                '--num-classes', '4'])
+    benchmark_models(str(MODELS_DIR), ['unetpp', 'unetpp_ceco'],
+                     shape=(2, 3, 32, 32), num_classes=4, repeats=1,
+                     warmup=0)
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith('| ')]
     # header, then one row per model (the |---| rule is not matched)
@@ -222,8 +212,23 @@ def test_benchmark_tool_runs(capsys):
     assert [line.split('|')[1].strip() for line in lines[1:]] == [
         'unetpp', 'unetpp_ceco']
     # parameter counts: the CeCo branch adds (training-only) parameters
-    plain = BENCH.build_model(str(MODELS_DIR / 'unetpp.py'), 4)
+    plain = build_model(str(MODELS_DIR / 'unetpp.py'), 4)
     n_plain = sum(p.numel() for p in plain.parameters())
     params = [float(line.split('|')[2]) for line in lines[1:]]
     assert f'{n_plain / 1e6:.2f}' == f'{params[0]:.2f}'
     assert params[1] > params[0]
+
+
+def test_benchmark_command_line():
+    """The tool finds the repository's bases by default; --no-infer drops
+    the inference columns."""
+    out = run_tool([
+        'tools/analysis_tools/benchmark_models.py', '--models', 'unetpp',
+        '--shape', '1', '3', '32', '32', '--repeats', '1', '--warmup', '0',
+        '--num-classes', '2', '--no-infer', '--threads', '1'
+    ]).stdout
+    assert '2 classes, device cpu, 1 threads' in out
+    table = [line for line in out.splitlines() if line.startswith('| ')]
+    assert table[0] == ('| model | params (M) | train step fwd+bwd (ms), '
+                        'median | min |')
+    assert table[1].startswith('| unetpp |')

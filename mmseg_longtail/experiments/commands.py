@@ -1,0 +1,123 @@
+"""The commands behind tools/grid.py, tools/collect_results.py and
+tools/misc/generate_grid_configs.py: each tool parses its arguments and
+calls one function here."""
+import os
+import os.path as osp
+from dataclasses import replace
+from typing import List, Optional, Sequence
+
+from .collect import gather
+from .launch import LaunchOptions, SlurmOptions, make_plan, run_study
+from .page import StudyPage
+from .records import RecordError
+from .render import write_leaf_configs
+from .spec import (SpecError, Study, dataset_from_config, load_study,
+                   repo_path)
+from .tables import TABLES, PaperTables
+
+PAPER_GRID = 'configs/grid/paper_grid.py'
+
+
+def _load(spec: Optional[str], full_res: bool = False, **kwargs) -> Study:
+    try:
+        return load_study(spec or repo_path(PAPER_GRID), full_res, **kwargs)
+    except (OSError, SpecError, ValueError) as e:
+        raise SystemExit(f'--study: {e}')
+
+
+def _with_data_config(s: Study, data_config: str) -> Study:
+    try:
+        return s.with_dataset(dataset_from_config(data_config, s.work_root))
+    except (OSError, KeyError) as e:
+        raise SystemExit(str(e))
+
+
+def grid(study: Optional[str] = None, full_res: bool = False,
+         data_config: Optional[str] = None, data_root: Optional[str] = None,
+         work_root: Optional[str] = None, results_dir: Optional[str] = None,
+         datasets: Sequence[str] = (), models: Sequence[str] = (),
+         losses: Sequence[str] = (), seeds: Optional[Sequence[int]] = None,
+         launch: LaunchOptions = LaunchOptions(),
+         slurm: Optional[SlurmOptions] = None) -> int:
+    """Plan and run a study's cells (the paper grid without ``study``)."""
+    s = _load(study, full_res, data_root=data_root, work_root=work_root,
+              results_dir=results_dir)
+    if data_config:
+        s = _with_data_config(s, data_config)
+    try:
+        plan = make_plan(s, datasets, models, losses, seeds, launch.dry_run)
+    except (ValueError, KeyError, RecordError) as e:
+        raise SystemExit(str(e))
+    return run_study(s, plan, launch, slurm)
+
+
+def collect(study: Optional[str] = None, roots: Sequence[str] = (),
+            full_res: bool = False, results_dir: Optional[str] = None,
+            data_config: Optional[str] = None,
+            page: Optional[str] = None, tables: Sequence[str] = TABLES,
+            select_metric: Optional[str] = None,
+            out_dir: Optional[str] = None,
+            formats: Sequence[str] = ('md', 'csv', 'tex'),
+            print_format: str = 'md', no_records: bool = False) -> int:
+    """Tables (or with ``page`` the study's page) from a study's run
+    records and the work dirs under ``roots``."""
+    s = _load(study, full_res, results_dir=results_dir)
+    if data_config:
+        s = _with_data_config(s, data_config)
+    if select_metric:
+        s = replace(s, select_metric=select_metric)
+    if not roots and not no_records and osp.isdir(s.work_root):
+        roots = [s.work_root]
+    try:
+        results = gather(s, roots, use_records=not no_records)
+    except (RecordError, FileNotFoundError) as e:
+        raise SystemExit(str(e))
+    for p in results.problems:
+        print(f'warning: {p}')
+    if page is not None:
+        out = page or s.page
+        if not out:
+            raise SystemExit('the spec names no page: give --page OUT.md')
+        StudyPage(results, out, [r for r in roots
+                                 if osp.abspath(r) != s.work_root]).write()
+        print(f'wrote {out} ({len(results.finished)} finished runs)')
+        return 0
+    built = PaperTables(results).build(tables)
+    no_report = [r.name for r in results.finished.values()
+                 if r.report is None]
+    if print_format != 'none':
+        print(f'{len(results.finished)} finished runs, '
+              f'{len(results.others)} unfinished or failed (study '
+              f'{s.name}; records in {s.results_dir}; work dirs under '
+              f'{", ".join(map(str, roots)) or "-"})\n')
+        if no_report:
+            print(f'{len(no_report)} finished runs have no report-split '
+                  'evaluation (run tools/test.py on their final checkpoint; '
+                  'tools/grid.py does): ' + ', '.join(no_report[:5]) + '\n')
+        for t in built:
+            print(t.render(print_format))
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        for t in built:
+            for fmt in formats:
+                with open(osp.join(out_dir, f'{t.name}.{fmt}'), 'w') as f:
+                    f.write(t.render(fmt))
+        print(f'wrote {len(built) * len(formats)} files to {out_dir}')
+    return 0
+
+
+def generate_configs(study: Optional[str] = None, check: bool = False) -> int:
+    """Write (or check) the committed leaf configs of a spec with a
+    ``config_dir`` (the paper grid's configs/grid/<loss>/)."""
+    s = _load(study)
+    changes = write_leaf_configs(s, check)
+    for c in changes:
+        print(c)
+    n = sum(len(lo.variants) and 1 for lo in s.losses.values()) * len(
+        s.models) * len(s.datasets)
+    print(f'{n} leaf configs of {s.name}, {len(changes)} '
+          + ('out of date' if check else 'changed'))
+    return 1 if check and changes else 0
+
+
+__all__: List[str] = ['grid', 'collect', 'generate_configs', 'PAPER_GRID']

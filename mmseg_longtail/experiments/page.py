@@ -1,0 +1,581 @@
+"""A study's results page (markdown with PNG plots), from its run records.
+
+Everything on the page comes from the committed run records (plus work dirs
+for runs still in progress), so the page regenerates on any machine:
+``python tools/collect_results.py --study SPEC --page``.
+"""
+import datetime
+import math
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .cells import Cell, plan_cells, run_name
+from .collect import Results, format_duration
+from .selection import Reported, mean_std
+from .spec import Study, rel_path
+from .tables import METRIC_FMT, PaperTables, md_table
+
+PAGE_METRICS = ('mIoU', 'aAcc', 'mDice', 'mIoU_head', 'mIoU_body',
+                'mIoU_tail')
+
+
+def fmt_mean_std(values: Sequence[float], fmt: str = '{:.2f}') -> str:
+    if not values:
+        return ''
+    mean, std = mean_std(values)
+    text = fmt.format(mean)
+    return text if std is None else f'{text} ± {fmt.format(std)}'
+
+
+def _best_mean(columns: Sequence[Sequence[float]]) -> Optional[float]:
+    """The largest mean of a column, None when fewer than two distinct
+    means exist (nothing to single out)."""
+    means = {mean_std(v)[0] for v in columns if v}
+    return max(means) if len(means) > 1 else None
+
+
+def _loss_cfg(study: Study, loss: str, tag: str) -> dict:
+    """The loss_decode a loss variant trains with (base + options)."""
+    from mmengine.config import Config
+    lo = study.losses[loss]
+    cfg = Config.fromfile(lo.base).loss_decode.to_dict()
+    cfg.update(lo.variant(tag).options_dict)
+    return cfg
+
+
+def weight_notes(study: Study, counts_by_kind: Dict[str, list],
+                 classes) -> List[str]:
+    """What the class-balanced weights of the study's CB-type loss variants
+    are on its statistics: uniform weights make CB its unweighted base."""
+    import numpy as np
+
+    from mmseg_longtail.models.losses.base import (effective_number_weights,
+                                                   resolve_beta)
+    out = []
+    for lo, loss in study.losses.items():
+        for v in loss.variants:
+            cfg = _loss_cfg(study, lo, v.tag)
+            if cfg.get('type') != 'ClassBalancedLoss':
+                continue
+            kind = cfg.get('count_type', 'pixel')
+            counts = counts_by_kind.get(kind)
+            if not counts:
+                continue
+            beta = resolve_beta(cfg.get('beta', 0.9999), counts)
+            w = effective_number_weights(np.asarray(counts, float), beta)
+            ratio = float(w.max() / w.min())
+            text = (f'{loss.label(v)}: beta = {beta:.10g} on {kind} counts '
+                    'gives class weights with max/min ratio ')
+            if ratio < 1.01:
+                base = 'Focal' if cfg.get('base') == 'focal' else 'CE'
+                text += (f'{ratio:.6f}: uniform but for rounding, so the '
+                         f'loss is its unweighted base ({base}).')
+            else:
+                text += f'{ratio:.3g} (' + ', '.join(
+                    f'{c} {x:.2f}' for c, x in zip(classes or [], w)) + ').'
+            out.append(text)
+    return out
+
+
+def identical_runs(study: Study, finished: Dict[Cell, object]) -> List[str]:
+    """Loss settings whose finished runs gave the same report numbers
+    (same data set, model and seed; every summary metric)."""
+    items = [(lo, v.tag) for lo, loss in study.losses.items()
+             for v in loss.variants]
+    out = []
+    for i, (la, ta) in enumerate(items):
+        for lb, tb in items[i + 1:]:
+            pairs = []
+            for c, run in finished.items():
+                if (c.loss, c.variant) != (la, ta):
+                    continue
+                twin = finished.get(Cell(c.dataset, c.model, lb, tb, c.seed))
+                if twin is not None and run.report and twin.report:
+                    pairs.append((run, twin))
+            if pairs and all(x.report.summary == y.report.summary
+                             for x, y in pairs):
+                a = study.losses[la].label(study.losses[la].variant(ta))
+                b = study.losses[lb].label(study.losses[lb].variant(tb))
+                n = len(pairs)
+                out.append(f'{b} and {a} gave identical metrics in ' + (
+                    'the one paired run' if n == 1 else
+                    f'all {n} paired runs') + ' (same model and seed).')
+    return out
+
+
+def noise_sentences(study: Study, model_title: str,
+                    values: Dict[str, List[float]],
+                    labels: Dict[str, str], metric_label: str) -> List[str]:
+    """Sentences comparing each loss with CE against the seed noise."""
+    multi = {lo: v for lo, v in values.items() if len(v) > 1}
+    if not multi:
+        return []
+    pooled = math.sqrt(sum(mean_std(v)[1]**2 for v in multi.values()) /
+                       len(multi))
+    # two runs that differ only in the seed differ by sqrt(2) sigma (std)
+    noise = math.sqrt(2) * pooled
+    names = ', '.join(labels[lo] for lo in multi)
+    out = [f'**{model_title}, {metric_label}:** seed std σ = {pooled:.2f} '
+           f'points (pooled over {names}); two runs differing only in the '
+           f'seed differ by about √2σ = {noise:.2f}.']
+    base = values.get('ce')
+    if base:
+        ce = mean_std(base)[0]
+        small, large = [], []
+        for lo, v in values.items():
+            if lo == 'ce' or not v:
+                continue
+            d = mean_std(v)[0] - ce
+            (small if abs(d) < noise else large).append(
+                f'{labels[lo]} ({d:+.2f})')
+        if small:
+            out.append('Differences from CE smaller than the seed noise '
+                       f'(not evidence either way): {", ".join(small)}.')
+        if large:
+            out.append(f'Larger than the seed noise: {", ".join(large)}.')
+    return out
+
+
+def _setup_rows(study: Study, d: str,
+                num_images: Optional[int]) -> List[Tuple[str, str]]:
+    """(row, text) pairs describing the study, read from its configs."""
+    from mmengine.config import Config
+    ds = study.datasets[d]
+    data = Config.fromfile(ds.base)
+    sched = Config.fromfile(study.schedule_base)
+    batch, crop = int(data.train_dataloader.batch_size), tuple(data.crop_size)
+    test_scale = next((t['scale'] for t in data.test_pipeline
+                       if t.get('type') == 'Resize'), None)
+    opt = sched.optim_wrapper.optimizer
+    iters = int(sched.train_cfg.max_iters)
+    epochs = (f' (about {iters * batch / num_images:.1f} epochs of '
+              f'{num_images} images)' if num_images else '')
+    extra = ', '.join(
+        study.losses[lo].title + ' ' + ', '.join(map(str, study.seeds_of(
+            lo))) for lo in study.losses if study.final_seeds(lo))
+    seeds = (f'{", ".join(map(str, study.seeds))} for every loss setting' +
+             (f'; the selected setting also: {extra}' if extra else ''))
+    models = '; '.join(f'{m.title}: `{rel_path(m.base)}`'
+                       for m in study.models.values())
+    scale = (f'images resized to {test_scale[0]}x{test_scale[1]} (w x h); '
+             if test_scale else '')
+    root = f', data root `{rel_path(ds.data_root)}`' if ds.data_root else ''
+    if ds.selection == 'carve':
+        sel = (f'carved from `train`: whole groups (`{ds.carve.group}`), '
+               f'{100 * ds.carve.fraction:.0f}% of the files (seed '
+               f'{ds.carve.seed}; lists in '
+               f'`{rel_path(osp.join(study.results_dir, "splits", d))}`), '
+               'not trained on')
+    else:
+        sel = '`val`'
+    report = f'`{ds.report}`'
+    if ds.selection == 'val' and ds.report == 'val':
+        report += (' (the same split as the selection: nothing is held out '
+                   'from the choice of settings)')
+    losses = []
+    for lo in study.losses.values():
+        text = f'{lo.title}: `{rel_path(lo.base)}`'
+        if len(lo.variants) > 1:
+            text += ' swept over ' + '; '.join(
+                f'`{v.label}`' for v in lo.variants)
+        elif lo.variants[0].options:
+            text += ' with ' + ', '.join(f'`{k}={v!r}`'
+                                         for k, v in lo.variants[0].options)
+        losses.append(text)
+    return [
+        ('data', f'{ds.title}: train on `train`{root}'),
+        ('selection split', f'{sel}; the variant of each loss with the best '
+         f'mean {study.select_metric} there is reported'),
+        ('report split', f'{report}: every number below unless marked'),
+        ('input', f'{scale}training crops {crop[0]}x{crop[1]} (h x w), batch '
+         f'{batch}; `{rel_path(ds.base)}`; predictions are scored at the '
+         'labels\' own resolution'),
+        ('models', models),
+        ('schedule', f'{opt.type} lr {opt.lr}, momentum '
+         f'{opt.get("momentum", "-")}, weight decay '
+         f'{opt.get("weight_decay", "-")}, poly decay; {iters} iterations'
+         f'{epochs}, from scratch; `{rel_path(study.schedule_base)}`; the '
+         'same schedule for every loss'),
+        ('seeds', seeds),
+        ('losses', '; '.join(losses) + '. On the decode head (counted '
+         'losses get the class statistics); the auxiliary head keeps CE'),
+    ]
+
+
+def _plot_curves(path: str, title: str,
+                 series: List[Tuple[str, List[dict]]], metric: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, curve in series:
+        pts = [(p['iter'], p[metric]) for p in curve if metric in p]
+        if pts:
+            ax.plot(*zip(*pts), marker='o', label=label)
+    ax.set_xlabel('iteration')
+    ax.set_ylabel(f'{metric} on the selection split (%)')
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+class StudyPage:
+    """Writes one study's page; ``roots``: the work roots read besides the
+    records (named in the regenerate command)."""
+
+    def __init__(self, results: Results, page: str,
+                 roots: Sequence[str] = ()):
+        self.results, self.study = results, results.study
+        self.page, self.roots = page, list(roots)
+        self.tables = PaperTables(results)
+        self.cells, self.pending = plan_cells(self.study, {
+            g: s.variant for g, s in self.tables.selections.items()
+            if s.complete})
+        self.page_dir = osp.dirname(osp.abspath(page))
+        self.stem = osp.splitext(osp.basename(page))[0]
+
+    def _rep(self, d: str, m: str, lo: str) -> Optional[Reported]:
+        rep = self.tables.reported.get((d, m, lo))
+        return rep if rep and rep.runs else None
+
+    def _values(self, d, m, lo, key) -> List[float]:
+        rep = self._rep(d, m, lo)
+        return rep.values(key) if rep else []
+
+    def _label(self, d, m, lo) -> str:
+        rep = self._rep(d, m, lo)
+        loss = self.study.losses[lo]
+        if rep:
+            return loss.label(loss.variant(rep.variant))
+        return loss.label(loss.variants[0]) if len(
+            loss.variants) == 1 else loss.title
+
+    def header(self) -> List[str]:
+        study, done = self.study, self.results.finished
+        planned = [c for c in self.cells if c in done]
+        spec_cmd = study.command()
+        cfg_opts = sorted({tuple(r.cfg_options or ())
+                           for r in done.values()})
+        run_cmd = spec_cmd
+        if len(cfg_opts) == 1 and cfg_opts[0]:
+            run_cmd += ' --cfg-options ' + ' '.join(cfg_opts[0])
+        page_cmd = (study.command('tools/collect_results.py') + ''.join(
+            f' {rel_path(r)}' for r in self.roots) +
+            f' --page {rel_path(self.page)}')
+        now = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
+        md = [f'# {study.title}', '',
+              '<!-- generated by tools/collect_results.py --page from the '
+              'run records; edit the generator, not this file -->', '',
+              f'{len(planned)} of {len(self.cells)} runs finished ({now}; '
+              f'run records in `{rel_path(study.results_dir)}/runs`)' + (
+                  f', {len(self.pending)} groups wait for their sweep '
+                  'before their further seeds are planned' if self.pending
+                  else '') + '. Regenerate the page from the records:', '',
+              '```bash', page_cmd, '```', '',
+              'Reproduce every run (resumable: runs with a record are '
+              'skipped, interrupted ones resume from their last '
+              'checkpoint):', '', '```bash', run_cmd, '```', '']
+        if len(cfg_opts) > 1:
+            md += ['Note: the runs used different `--cfg-options`: ' +
+                   '; '.join(' '.join(o) or '(none)' for o in cfg_opts) +
+                   '.', '']
+        md += [f'- {n}' for n in study.notes] + ([''] if study.notes else [])
+        return md
+
+    def results_section(self, d: str, classes, counts) -> List[str]:
+        study, models = self.study, list(self.study.models)
+        losses = list(study.losses)
+        md = ['## Results', '',
+              'Report split, after the last iteration, mean over the '
+              'finished seeds of each loss\'s selected setting (± sample '
+              'std where more than one). mIoU, aAcc, mDice and the head / '
+              'body / tail mIoU in %; the best mean of each column in '
+              'bold.', '']
+        header = ['Loss'] + [study.models[m].title for m in models]
+        best = {m: _best_mean([self._values(d, m, lo, 'mIoU')
+                               for lo in losses]) for m in models}
+        rows = []
+        for lo in losses:
+            labels = {self._label(d, m, lo) for m in models}
+            row = [labels.pop() if len(labels) == 1 else study.losses[
+                lo].title]
+            for m in models:
+                v = self._values(d, m, lo, 'mIoU')
+                text = fmt_mean_std(v)
+                if v and mean_std(v)[0] == best[m]:
+                    text = f'**{text}**'
+                if text and row[0] == study.losses[lo].title and len(
+                        study.losses[lo].variants) > 1:
+                    text += f' ({self._label(d, m, lo)})'
+                row.append(text)
+            rows.append(row)
+        md += ['**mIoU (%), loss x model**', '', md_table(header, rows)]
+        for m in models:
+            header = ['Loss'] + [METRIC_FMT[k][0] for k in PAGE_METRICS] + [
+                'seeds']
+            col_best = {k: _best_mean([self._values(d, m, lo, k)
+                                       for lo in losses])
+                        for k in PAGE_METRICS}
+            rows = []
+            for lo in losses:
+                row = [self._label(d, m, lo)]
+                for k in PAGE_METRICS:
+                    v = self._values(d, m, lo, k)
+                    text = fmt_mean_std(v)
+                    if v and mean_std(v)[0] == col_best[k]:
+                        text = f'**{text}**'
+                    row.append(text)
+                rep = self._rep(d, m, lo)
+                row.append(', '.join(map(str, rep.seeds)) if rep else '')
+                rows.append(row)
+            md += [f'**{study.models[m].title}**', '', md_table(header, rows)]
+        notes = weight_notes(study, counts, classes) + identical_runs(
+            study, self.results.finished)
+        if notes:
+            md += ['Class-balanced weights on this study\'s statistics '
+                   '(computed by the loss code from the counts), and loss '
+                   'settings that trained identically:', ''] + [
+                       f'- {n}' for n in notes] + ['']
+        return md
+
+    def selection_section(self, d: str) -> List[str]:
+        study = self.study
+        swept = [lo for lo, loss in study.losses.items()
+                 if len(loss.variants) > 1]
+        if not swept:
+            return []
+        md = ['## Selection', '',
+              f'Mean {study.select_metric} (%) of each setting on the '
+              'selection split over the sweep seeds '
+              f'({", ".join(map(str, study.seeds))}); the chosen setting in '
+              'bold, reported above. The report split is never read for '
+              'the choice.', '']
+        header = ['Loss', 'Setting'] + [study.models[m].title
+                                        for m in study.models]
+        rows = []
+        for lo in swept:
+            loss = study.losses[lo]
+            for v in loss.variants:
+                row = [loss.title, v.label or '-']
+                for m in study.models:
+                    sel = self.tables.selections.get((d, m, lo))
+                    score = sel.scores.get(v.tag) if sel else None
+                    text = '' if score is None else f'{score:.2f}'
+                    if sel and text and sel.variant == v.tag:
+                        text = f'**{text}**' + ('' if sel.complete else
+                                                ' (so far)')
+                    row.append(text)
+                rows.append(row)
+        return md + [md_table(header, rows, 2)]
+
+    def noise_section(self, d: str) -> List[str]:
+        study, done = self.study, self.results.finished
+        md = ['## Seed spread', '']
+        rows = []
+        for m in study.models:
+            for lo in study.losses:
+                cells = [c for c in self.cells if c.group == (d, m, lo)
+                         and c.seed in study.seeds_of(lo)]
+                rep = self._rep(d, m, lo)
+                tag = rep.variant if rep else None
+                cells = [c for c in cells if c.variant == tag] if tag \
+                    is not None else []
+                if len(cells) < 2:
+                    continue
+                per = [f'{c.seed}: {done[c].report.summary["mIoU"]:.2f}'
+                       if c in done and done[c].report else
+                       f'{c.seed}: not run yet' for c in cells]
+                rows.append([study.models[m].title, self._label(d, m, lo),
+                             ', '.join(per),
+                             fmt_mean_std(self._values(d, m, lo, 'mIoU')),
+                             fmt_mean_std(self._values(d, m, lo,
+                                                       'mIoU_tail'))])
+        if rows:
+            md += [md_table(['Model', 'Loss', 'mIoU per seed',
+                             'mIoU mean ± std', 'tail mIoU mean ± std'],
+                            rows, 3)]
+        paragraphs = []
+        for m in study.models:
+            labels = {lo: self._label(d, m, lo) for lo in study.losses}
+            for key, label in (('mIoU', 'mIoU'), ('mIoU_tail', 'tail mIoU')):
+                sentences = noise_sentences(
+                    study, study.models[m].title,
+                    {lo: self._values(d, m, lo, key) for lo in study.losses},
+                    labels, label)
+                if sentences:
+                    paragraphs.append('- ' + ' '.join(sentences))
+        return md + (paragraphs + [''] if paragraphs else [
+            'No loss has two finished seeds yet, so the seed noise is '
+            'unknown: read single-seed differences with care.', ''])
+
+    def per_class_section(self, d: str, classes, counts, groups) -> List[str]:
+        from mmseg_longtail.analysis.plot_class_iou import plot
+        import numpy as np
+        study = self.study
+        pixels = counts.get('pixel')
+        group_of = {i: g for g, ids in (groups or {}).items() for i in ids}
+        order = (sorted(range(len(classes)), key=lambda i: -pixels[i])
+                 if pixels else list(range(len(classes))))
+        total = float(sum(pixels)) if pixels else None
+        md = ['## Per-class IoU', '',
+              'IoU (%) per class on the report split, mean over the '
+              'finished seeds; classes from the most to the least frequent '
+              'in the training pixels (share and group H / B / T in the '
+              'header).', '']
+        head = ['Loss'] + [
+            f'{classes[i]} ({group_of.get(i, "-")[:1].upper()}' +
+            (f', {100 * pixels[i] / total:.1f}%' if total else '') + ')'
+            for i in order]
+        for m in study.models:
+            rows, records, names = [], [], []
+            for lo in study.losses:
+                rep = self._rep(d, m, lo)
+                per = rep.per_class(classes) if rep else [None] * len(
+                    classes)
+                rows.append([self._label(d, m, lo)] + [
+                    '' if per[i] is None else f'{per[i]:.2f}' for i in order])
+                if rep and any(p is not None for p in per):
+                    records.append(dict(
+                        classes=list(classes), per_class=dict(IoU=per),
+                        summary=dict(mIoU=mean_std(rep.values('mIoU'))[0])))
+                    names.append(self._label(d, m, lo))
+            md += [f'**{study.models[m].title}**', '', md_table(head, rows)]
+            if records and pixels:
+                png = f'{self.stem}_class_iou_{m}.png'
+                plot(records, names, np.asarray(pixels, float), 'IoU',
+                     osp.join(self.page_dir, png),
+                     f'{study.datasets[d].title}, {study.models[m].title}: '
+                     'IoU vs training share (mean over seeds)')
+                md += [f'![{study.models[m].title}: per-class IoU against '
+                       f'training frequency]({png})', '']
+        return md
+
+    def curves_section(self, d: str) -> List[str]:
+        """Selection-split mIoU against iteration for CE and the best loss
+        of each model (first seed of the selected settings)."""
+        study, md = self.study, []
+        for m in study.models:
+            means = {lo: mean_std(v)[0] for lo in study.losses
+                     if (v := self._values(d, m, lo, 'mIoU'))}
+            if not means:
+                continue
+            best = max(means, key=means.get)
+            series = []
+            for lo in dict.fromkeys(['ce', best]):
+                rep = self._rep(d, m, lo)
+                if rep and rep.runs[0].curve:
+                    series.append((f'{self._label(d, m, lo)} (seed '
+                                   f'{rep.runs[0].cell["seed"]})',
+                                   rep.runs[0].curve))
+            if not series:
+                continue
+            png = f'{self.stem}_curves_{m}.png'
+            _plot_curves(osp.join(self.page_dir, png),
+                         f'{study.datasets[d].title}, '
+                         f'{study.models[m].title}', series, 'mIoU')
+            md.append(f'![{study.models[m].title}: validation curves]({png})')
+        if md:
+            md = ['## Training curves', '',
+                  'mIoU on the selection split at each validation, for CE '
+                  'and the best loss of each model.', ''] + md + ['']
+        return md
+
+    def runs_section(self, d: str) -> List[str]:
+        study, done = self.study, self.results.finished
+        others = {Cell.from_dict(r.cell): r for r in self.results.others
+                  if r.cell}
+        md = ['## Runs', '',
+              'Wall time: the launcher\'s record (start-up, training, '
+              'evaluation; summed over resumed attempts). Train s/iter: mean '
+              'of mmengine\'s per-iteration `time` (data loading included). '
+              'Load: the machine\'s 1-minute load average at the start / end '
+              'of the run (above the core count means other processes '
+              'competed).', '']
+        rows, walls = [], []
+        cells = [c for c in self.cells if c.dataset == d]
+        missing = [c for c in cells if c not in done]
+        for c in cells:
+            r = done.get(c) or others.get(c)
+            loss = study.losses[c.loss]
+            label = loss.label(loss.variant(c.variant))
+            name = run_name(study, c)
+            if r is None:
+                rows.append([name, study.models[c.model].title, label,
+                             str(c.seed), 'not run yet'] + [''] * 6)
+                continue
+            load = '/'.join(f'{x[0]:.1f}' if x else '?'
+                            for x in (r.loadavg or [None, None]))
+            if c in done and r.wall_s:
+                walls.append(r.wall_s)
+            state = r.state if r.state not in ('running', 'testing') else \
+                'running or interrupted'
+            sel = r.selection.summary.get('mIoU') if r.selection else None
+            rep = r.report.summary.get('mIoU') if r.report else None
+            rows.append([name, study.models[c.model].title, label,
+                         str(c.seed), state, str(r.iters or ''),
+                         format_duration(r.wall_s) or '',
+                         f'{r.train_s_per_iter:.2f}'
+                         if r.train_s_per_iter else '', load,
+                         '' if sel is None else f'{sel:.2f}',
+                         '' if rep is None else f'{rep:.2f}'])
+        md += [md_table(['Run', 'Model', 'Loss', 'Seed', 'Status', 'Iters',
+                         'Wall', 'Train s/iter', 'Load', 'Selection mIoU',
+                         'Report mIoU'], rows, 5)]
+        if walls:
+            mean = sum(walls) / len(walls)
+            md += [f'Finished runs took {format_duration(sum(walls))} in '
+                   f'all, {format_duration(mean)} on average (min '
+                   f'{format_duration(min(walls))}, max '
+                   f'{format_duration(max(walls))})' + (
+                       f'; the {len(missing)} remaining runs would take '
+                       f'about {format_duration(len(missing) * mean)} at '
+                       'that rate.' if missing else '.'), '']
+        if self.results.problems:
+            md += ['Work dirs that could not be read:', ''] + [
+                f'- {p}' for p in self.results.problems] + ['']
+        return md
+
+    def write(self) -> str:
+        from mmseg_longtail.utils import frequency_groups
+        md = self.header()
+        for d, ds in self.study.datasets.items():
+            if len(self.study.datasets) > 1:
+                md += [f'# {ds.title}', '']
+            runs = [r for c, r in self.results.finished.items()
+                    if c.dataset == d]
+            ref = next((r for r in runs if r.classes), None)
+            stats = {}
+            if osp.isfile(ds.class_stats_file):
+                from .records import read_json
+                stats = read_json(ds.class_stats_file, 'class statistics')
+            classes = (ref.classes if ref else None) or stats.get('classes')
+            counts = dict(pixel=(ref.train_counts if ref else None)
+                          or stats.get('pixel_counts'),
+                          image=stats.get('image_counts'))
+            groups = (ref.groups if ref else None) or (
+                frequency_groups(counts['pixel']) if counts['pixel'] else
+                None)
+            md += ['## Setup', '', md_table(['', ''], [
+                [k, v] for k, v in _setup_rows(self.study, d,
+                                               stats.get('num_images'))], 2)]
+            if groups and classes:
+                md += ['Frequency groups (terciles of training pixels): ' +
+                       '; '.join(f'{g} = ' + ', '.join(
+                           classes[i] for i in groups[g])
+                           for g in ('head', 'body', 'tail')) + '.', '']
+            md += self.results_section(d, classes, counts)
+            md += self.selection_section(d)
+            md += self.noise_section(d)
+            if classes:
+                md += self.per_class_section(d, classes, counts, groups)
+            md += self.curves_section(d)
+            md += self.runs_section(d)
+        text = '\n'.join(md)
+        os.makedirs(self.page_dir, exist_ok=True)
+        with open(self.page, 'w') as f:
+            f.write(text)
+        return text

@@ -1,0 +1,109 @@
+"""The selection protocol: pick each loss's variant on the selection split,
+report it on the report split.
+
+For every (data set, model, loss) the variant with the best mean selection
+metric over the sweep seeds wins (ties: the first in the spec); only the
+``selection`` metrics of the run records are read for that. The chosen
+variant is then reported with its ``report`` metrics as mean +- sample std
+over all its seeds (sweep and further seeds).
+"""
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .cells import Cell, sweep_cells
+from .records import RunRecord
+from .spec import Study
+
+Group = Tuple[str, str, str]
+
+
+def mean_std(values: Sequence[float]) -> Tuple[float, Optional[float]]:
+    """Mean and sample standard deviation (None for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean)**2 for v in values) / (n - 1))
+
+
+@dataclass
+class Selection:
+    """The variant chosen for one (data set, model, loss)."""
+    group: Group
+    variant: str
+    metric: str
+    # variant tag -> mean selection metric over its finished sweep seeds
+    scores: Dict[str, Optional[float]]
+    # every sweep run of every variant finished: the choice is final
+    complete: bool
+
+
+@dataclass
+class Reported:
+    """The report-split numbers of a selected variant."""
+    group: Group
+    variant: str
+    label: str  # e.g. 'LDAM (s=5, DRW)'
+    runs: List[RunRecord] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> List[int]:
+        return [int(r.cell['seed']) for r in self.runs]
+
+    def values(self, key: str) -> List[float]:
+        return [r.report.summary[key] for r in self.runs
+                if r.report.summary.get(key) is not None]
+
+    def per_class(self, classes: Sequence[str]) -> List[Optional[float]]:
+        """Per-class IoU averaged over the seeds (runs on other classes are
+        left out)."""
+        out = []
+        for i in range(len(classes)):
+            vals = [r.report.per_class_iou[i] for r in self.runs
+                    if r.classes == list(classes) and r.report.per_class_iou
+                    and r.report.per_class_iou[i] is not None]
+            out.append(sum(vals) / len(vals) if vals else None)
+        return out
+
+
+def select_variants(study: Study, records: Dict[Cell, RunRecord],
+                    metric: Optional[str] = None) -> Dict[Group, Selection]:
+    """The chosen variant of every group that has a finished sweep run.
+    Reads only the selection split's metrics."""
+    metric = metric or study.select_metric
+    by_group: Dict[Group, List[Cell]] = {}
+    for c in sweep_cells(study):
+        by_group.setdefault(c.group, []).append(c)
+    out = {}
+    for group, cells in by_group.items():
+        scores: Dict[str, Optional[float]] = {}
+        for v in study.losses[group[2]].variants:
+            vals = [records[c].selection.summary[metric] for c in cells
+                    if c.variant == v.tag and c in records
+                    and records[c].selection.summary.get(metric) is not None]
+            scores[v.tag] = mean_std(vals)[0] if vals else None
+        scored = [(s, -i, t) for i, (t, s) in enumerate(scores.items())
+                  if s is not None]
+        if not scored:
+            continue
+        best = max(scored)[2]
+        out[group] = Selection(group, best, metric, scores,
+                               all(c in records for c in cells))
+    return out
+
+
+def report_selected(study: Study, records: Dict[Cell, RunRecord],
+                    selections: Dict[Group, Selection]
+                    ) -> Dict[Group, Reported]:
+    """Report-split runs of each group's selected variant, by seed."""
+    out = {}
+    for group, sel in selections.items():
+        loss = study.losses[group[2]]
+        runs = sorted((r for c, r in records.items()
+                       if c.group == group and c.variant == sel.variant
+                       and r.report is not None),
+                      key=lambda r: int(r.cell['seed']))
+        out[group] = Reported(group, sel.variant,
+                              loss.label(loss.variant(sel.variant)), runs)
+    return out

@@ -41,7 +41,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                      help="the spec's `full_res` variant")
     for axis in ('datasets', 'models', 'losses'):
         sel.add_argument(f'--{axis}', nargs='+', metavar='GLOB',
-                         help=f'{axis[:-1]} keys of the spec')
+                         help=f'keys of the spec\'s {axis}')
     sel.add_argument('--seeds', nargs='+', metavar='N',
                      help="only these of the spec's seeds")
     sel.add_argument('--data-config', metavar='BASE',

@@ -25,11 +25,18 @@ def _load(spec: Optional[str], full_res: bool = False, **kwargs) -> Study:
         raise SystemExit(f'--study: {e}')
 
 
-def _with_data_config(s: Study, data_config: str) -> Study:
+def _with_data_config(s: Study, data_config: str,
+                      results_dir: Optional[str]) -> Study:
+    """The study on another data set; its records go under the work root
+    unless a results folder is given (trial runs stay out of the spec's
+    committed results)."""
     try:
-        return s.with_dataset(dataset_from_config(data_config, s.work_root))
+        s = s.with_dataset(dataset_from_config(data_config, s.work_root))
     except (OSError, KeyError) as e:
         raise SystemExit(str(e))
+    if not results_dir:
+        s = replace(s, results_dir=osp.join(s.work_root, 'results'))
+    return s
 
 
 def grid(study: Optional[str] = None, full_res: bool = False,
@@ -43,7 +50,7 @@ def grid(study: Optional[str] = None, full_res: bool = False,
     s = _load(study, full_res, data_root=data_root, work_root=work_root,
               results_dir=results_dir)
     if data_config:
-        s = _with_data_config(s, data_config)
+        s = _with_data_config(s, data_config, results_dir)
     try:
         plan = make_plan(s, datasets, models, losses, seeds, launch.dry_run)
     except (ValueError, KeyError, RecordError) as e:
@@ -63,7 +70,7 @@ def collect(study: Optional[str] = None, roots: Sequence[str] = (),
     records and the work dirs under ``roots``."""
     s = _load(study, full_res, results_dir=results_dir)
     if data_config:
-        s = _with_data_config(s, data_config)
+        s = _with_data_config(s, data_config, results_dir)
     if select_metric:
         s = replace(s, select_metric=select_metric)
     if not roots and not no_records and osp.isdir(s.work_root):
@@ -110,6 +117,9 @@ def generate_configs(study: Optional[str] = None, check: bool = False) -> int:
     """Write (or check) the committed leaf configs of a spec with a
     ``config_dir`` (the paper grid's configs/grid/<loss>/)."""
     s = _load(study)
+    if not s.config_dir:
+        raise SystemExit(f'{s.path}: the spec sets no `config_dir`; its '
+                         'configs are rendered by tools/grid.py at run time')
     changes = write_leaf_configs(s, check)
     for c in changes:
         print(c)

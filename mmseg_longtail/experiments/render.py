@@ -103,6 +103,7 @@ def write_leaf_configs(study: Study, check: bool = False) -> List[str]:
     files this generator wrote that the spec no longer names are removed.
     Returns the problems (check) or the changes made."""
     expected = expected_leaf_configs(study)
+    spec = rel_path(study.path)
     changes = []
     for path, text in expected.items():
         old = open(path).read() if osp.exists(path) else None
@@ -116,8 +117,11 @@ def write_leaf_configs(study: Study, check: bool = False) -> List[str]:
         if path in expected:
             continue
         with open(path) as f:
-            if LEAF_MARKER not in f.read():
-                continue
+            text = f.read()
+        # only files this spec wrote: a spec inheriting config_dir must not
+        # remove another spec's leaf configs
+        if LEAF_MARKER not in text or f'\n# {spec};' not in text:
+            continue
         changes.append(f'stale: {rel_path(path)}')
         if not check:
             os.remove(path)

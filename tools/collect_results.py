@@ -17,7 +17,8 @@ import sys
 from typing import Optional, Sequence
 
 from mmseg_longtail.experiments import commands
-from mmseg_longtail.experiments.spec import SELECT_METRICS
+from mmseg_longtail.experiments.spec import (PAPER_GRID, SELECT_METRICS,
+                                             StudySource)
 from mmseg_longtail.experiments.tables import TABLES
 
 
@@ -30,7 +31,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="work roots to read besides the records (default: "
                    "the spec's work_root)")
     p.add_argument('--study', metavar='SPEC',
-                   help=f'a study spec (default: {commands.PAPER_GRID})')
+                   help=f'a study spec (default: {PAPER_GRID})')
     p.add_argument('--full-res', action='store_true',
                    help="the spec's `full_res` variant")
     p.add_argument('--results-dir', help="run records' folder (default: "
@@ -57,8 +58,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     a = parse_args(argv)
     return commands.collect(
-        a.study, a.roots, a.full_res, a.results_dir, a.data_config, a.page, a.tables,
-        a.select_metric, a.out_dir, a.formats, a.print_format, a.no_records)
+        StudySource(a.study, a.full_res, a.data_config,
+                    results_dir=a.results_dir),
+        a.roots, a.page, a.tables, a.select_metric, a.out_dir, a.formats,
+        a.print_format, a.no_records)
 
 
 if __name__ == '__main__':

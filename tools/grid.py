@@ -27,6 +27,7 @@ from mmseg_longtail.experiments import commands
 from mmseg_longtail.experiments.cells import split_patterns
 from mmseg_longtail.experiments.launch import (LaunchOptions, SlurmOptions,
                                                run_array_task)
+from mmseg_longtail.experiments.spec import PAPER_GRID, StudySource
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -36,7 +37,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         epilog=__doc__)
     sel = p.add_argument_group('selection')
     sel.add_argument('--study', metavar='SPEC',
-                     help=f'a study spec (default: {commands.PAPER_GRID})')
+                     help=f'a study spec (default: {PAPER_GRID})')
     sel.add_argument('--full-res', action='store_true',
                      help="the spec's `full_res` variant")
     for axis in ('datasets', 'models', 'losses'):
@@ -114,8 +115,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if a.run_cell:
         return run_array_task(a.run_cell[0], int(a.run_cell[1]))
     return commands.grid(
-        a.study, a.full_res, a.data_config, a.data_root, a.work_root,
-        a.results_dir, a.datasets, a.models, a.losses, a.seeds,
+        StudySource(a.study, a.full_res, a.data_config, a.data_root,
+                    a.work_root, a.results_dir),
+        a.datasets, a.models, a.losses, a.seeds,
         LaunchOptions(
             launcher='slurm' if a.slurm else 'dist' if a.dist else 'local',
             gpus=a.gpus, python=a.python, cfg_options=a.cfg_options,

@@ -5,9 +5,9 @@
 #       --study configs/camvid_study/study_cpu.py --page             # page
 # Add --full-res to both for the same study at CamVid's full resolution with
 # the grid's models and the paper's 30k schedule (a GPU job; `full_res`
-# below). The losses come from the paper grid's spec (its sweeps removed:
-# each loss runs its base setting, plus CB-median and LDAM-s1); relative
-# paths are relative to the repository root.
+# below). The losses come from the paper grid's spec (its sweeps removed,
+# plus CB-median and LDAM-s1); relative paths are relative to the
+# repository root.
 _base_ = ['../grid/paper_grid.py']
 name = 'camvid_cpu'
 title = 'CamVid loss study (CPU budget)'
@@ -34,26 +34,20 @@ models = dict(
         base='configs/camvid_study/models/deeplabv3plus_r18-w32-d16.py',
         name='deeplabv3plus_r18-w32-d16',
         title='DLV3+ R18-w32'))
-# One setting per loss (the base configs'), and two settings beyond them:
-# CB with the paper's beta=0.9999 is plain CE on pixel counts (uniform
-# weights), CB-median sets beta from the counts (1 - 1/median count); LDAM's
-# s=30 is the paper's scale for cosine logits, on raw logits training
-# collapses at this learning rate, LDAM-s1 uses s=1 (margins in logit units).
+# One setting per loss: the paper grid's losses without their sweeps (each
+# base config's own setting), and two settings beyond them. CB with the
+# paper's beta=0.9999 is plain CE on pixel counts (uniform weights):
+# CB-median sets beta from the counts (1 - 1/median count). LDAM's s=30 is
+# the paper's scale for cosine logits; on raw logits training collapses at
+# this learning rate: LDAM-s1 uses s=1 (margins in logit units).
 losses = dict(
-    _delete_=True,
-    ce=dict(base='configs/_base_/losses/ce.py', name='ce', title='CE'),
-    focal=dict(
-        base='configs/_base_/losses/focal.py', name='focal', title='Focal'),
-    cb=dict(base='configs/_base_/losses/cb.py', name='cb', title='CB'),
-    cbfocal=dict(
-        base='configs/_base_/losses/cbfocal.py',
-        name='cbfocal',
-        title='CBFocal'),
-    bms=dict(base='configs/_base_/losses/bms.py', name='bms', title='BMS'),
-    ldam=dict(base='configs/_base_/losses/ldam.py', name='ldam',
-              title='LDAM'),
-    blv=dict(base='configs/_base_/losses/blv.py', name='blv', title='BLV'),
-    pat=dict(base='configs/_base_/losses/pat.py', name='pat', title='PAT'),
+    focal=dict(sweep=None),
+    cb=dict(sweep=None),
+    cbfocal=dict(sweep=None),
+    bms=dict(sweep=None),
+    ldam=dict(sweep=None),
+    blv=dict(sweep=None),
+    pat=dict(sweep=None),
     cb_median=dict(
         base='configs/_base_/losses/cb_median.py',
         name='cb-median',
@@ -84,15 +78,8 @@ full_res = dict(
     schedule=dict(base='configs/_base_/schedules/schedule_30k.py'),
     models=dict(
         _delete_=True,
-        unet=dict(
-            base='configs/_base_/models/unet.py',
-            name='unet-s5-d16_fcn',
-            title='UNet',
-            size_divisor=16),
-        deeplabv3plus=dict(
-            base='configs/_base_/models/deeplabv3plus.py',
-            name='deeplabv3plus_r50-d8',
-            title='DLV3+')),
+        unet=_base_.models.unet,
+        deeplabv3plus=_base_.models.deeplabv3plus),
     work_root='work_dirs/camvid_study_full',
     results_dir='docs/results/camvid_full',
     page='docs/results/camvid_full.md')

@@ -16,8 +16,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from .cells import (Cell, config_stem, plan_cells, run_name, stem,
-                    sweep_cells)
+from .cells import Cell, config_stem, run_name, stem
 from .records import (METRICS_DIR, STATUS_FILE, RecordError, RunRecord,
                       RunStatus, SplitMetrics, last_checkpoint_iter,
                       latest_metric_record, load_run_records, metric_curve)
@@ -144,13 +143,18 @@ def base_variant(study: Study, loss: str) -> Optional[str]:
 
 
 def _names(study: Study) -> Dict[str, Cell]:
-    """Work-dir names of the study's planned cells; plain tools/train.py
-    runs of a committed leaf config (the loss base's setting, no seed
-    suffix) are the variant equal to that setting, seed 0."""
+    """Work-dir names of every setting and seed of the study; plain
+    tools/train.py runs of a committed leaf config (the loss base's setting,
+    no seed suffix) are the variant equal to that setting, seed 0."""
     names = {}
-    for c in plan_cells(study)[0] + sweep_cells(study):
-        names[run_name(study, c)] = c
-        names.setdefault(config_stem(study, c), c)
+    for d in study.datasets:
+        for m in study.models:
+            for lo, loss in study.losses.items():
+                for v in loss.variants:
+                    for seed in study.seeds_of(lo):
+                        c = Cell(d, m, lo, v.tag, seed)
+                        names[run_name(study, c)] = c
+                        names.setdefault(config_stem(study, c), c)
     for lo, loss in study.losses.items():
         tag = base_variant(study, lo)
         if tag is None:
@@ -162,23 +166,28 @@ def _names(study: Study) -> Dict[str, Cell]:
     return names
 
 
-def identify(study: Study, run_dir: str,
-             status: Optional[RunStatus]) -> Optional[Cell]:
-    """The cell of a run: its status, else its name among the study's."""
+def identify(study: Study, run_dir: str, status: Optional[RunStatus],
+             names: Optional[Dict[str, Cell]] = None) -> Optional[Cell]:
+    """The cell of a run: its status, else its name among the study's
+    (``names``: :func:`_names` of the study, when already computed)."""
     if status is not None:
         return Cell.from_dict(status.cell)
-    return _names(study).get(osp.basename(osp.normpath(run_dir)))
+    if names is None:
+        names = _names(study)
+    return names.get(osp.basename(osp.normpath(run_dir)))
 
 
 def record_from_work_dir(study: Study, run_dir: str,
                          status: Optional[RunStatus] = None,
-                         cell: Optional[Cell] = None) -> RunRecord:
+                         cell: Optional[Cell] = None,
+                         names: Optional[Dict[str, Cell]] = None
+                         ) -> RunRecord:
     """What a work dir holds, as a run record (``state`` says whether it
     finished). The selection metrics come from the last validation (the
     LongTailIoUMetric record, else mmengine's scalars), the report metrics
     from the evaluation of the final checkpoint on the report split."""
     status = status if status is not None else RunStatus.read(run_dir)
-    cell = cell or identify(study, run_dir, status)
+    cell = cell or identify(study, run_dir, status, names)
     val = latest_metric_record(run_dir, 'val')
     test = latest_metric_record(run_dir, 'test')
     selection = (SplitMetrics.from_metric_record('selection', val)
@@ -241,9 +250,12 @@ def gather(study: Study, roots: Sequence[str] = (),
                     f'record of the study {rec.study!r}, not '
                     f'{study.name!r}')
             res.finished[Cell.from_dict(rec.cell)] = rec
-    for run_dir in find_run_dirs(roots):
+    run_dirs = find_run_dirs(roots)
+    # names of every planned cell, built once (runs without a status)
+    names = _names(study) if run_dirs else None
+    for run_dir in run_dirs:
         try:
-            rec = record_from_work_dir(study, run_dir)
+            rec = record_from_work_dir(study, run_dir, names=names)
         except RecordError as e:
             res.problems.append(str(e))
             continue

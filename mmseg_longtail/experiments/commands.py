@@ -11,56 +11,32 @@ from .launch import LaunchOptions, SlurmOptions, make_plan, run_study
 from .page import StudyPage
 from .records import RecordError
 from .render import write_leaf_configs
-from .spec import (SpecError, Study, dataset_from_config, load_study,
-                   repo_path)
+from .spec import SpecError, Study, StudySource
 from .tables import TABLES, PaperTables
 
-PAPER_GRID = 'configs/grid/paper_grid.py'
 
-
-def _load(spec: Optional[str], full_res: bool = False, **kwargs) -> Study:
+def _load(source: StudySource) -> Study:
     try:
-        return load_study(spec or repo_path(PAPER_GRID), full_res, **kwargs)
+        return source.load()
     except (OSError, SpecError, ValueError) as e:
         raise SystemExit(f'--study: {e}')
 
 
-def _with_data_config(s: Study, data_config: str,
-                      results_dir: Optional[str]) -> Study:
-    """The study on another data set; its records go under the work root
-    unless a results folder is given (trial runs stay out of the spec's
-    committed results)."""
-    try:
-        s = s.with_dataset(dataset_from_config(data_config, s.work_root))
-    except (OSError, KeyError) as e:
-        raise SystemExit(str(e))
-    if not results_dir:
-        s = replace(s, results_dir=osp.join(s.work_root, 'results'))
-    return s
-
-
-def grid(study: Optional[str] = None, full_res: bool = False,
-         data_config: Optional[str] = None, data_root: Optional[str] = None,
-         work_root: Optional[str] = None, results_dir: Optional[str] = None,
-         datasets: Sequence[str] = (), models: Sequence[str] = (),
-         losses: Sequence[str] = (), seeds: Optional[Sequence[int]] = None,
+def grid(source: StudySource, datasets: Sequence[str] = (),
+         models: Sequence[str] = (), losses: Sequence[str] = (),
+         seeds: Optional[Sequence[int]] = None,
          launch: LaunchOptions = LaunchOptions(),
          slurm: Optional[SlurmOptions] = None) -> int:
-    """Plan and run a study's cells (the paper grid without ``study``)."""
-    s = _load(study, full_res, data_root=data_root, work_root=work_root,
-              results_dir=results_dir)
-    if data_config:
-        s = _with_data_config(s, data_config, results_dir)
+    """Plan and run a study's cells (the paper grid without a spec)."""
+    s = _load(source)
     try:
         plan = make_plan(s, datasets, models, losses, seeds, launch.dry_run)
     except (ValueError, KeyError, RecordError) as e:
         raise SystemExit(str(e))
-    return run_study(s, plan, launch, slurm)
+    return run_study(s, plan, launch, slurm, source)
 
 
-def collect(study: Optional[str] = None, roots: Sequence[str] = (),
-            full_res: bool = False, results_dir: Optional[str] = None,
-            data_config: Optional[str] = None,
+def collect(source: StudySource, roots: Sequence[str] = (),
             page: Optional[str] = None, tables: Sequence[str] = TABLES,
             select_metric: Optional[str] = None,
             out_dir: Optional[str] = None,
@@ -68,9 +44,7 @@ def collect(study: Optional[str] = None, roots: Sequence[str] = (),
             print_format: str = 'md', no_records: bool = False) -> int:
     """Tables (or with ``page`` the study's page) from a study's run
     records and the work dirs under ``roots``."""
-    s = _load(study, full_res, results_dir=results_dir)
-    if data_config:
-        s = _with_data_config(s, data_config, results_dir)
+    s = _load(source)
     if select_metric:
         s = replace(s, select_metric=select_metric)
     if not roots and not no_records and osp.isdir(s.work_root):
@@ -116,18 +90,17 @@ def collect(study: Optional[str] = None, roots: Sequence[str] = (),
 def generate_configs(study: Optional[str] = None, check: bool = False) -> int:
     """Write (or check) the committed leaf configs of a spec with a
     ``config_dir`` (the paper grid's configs/grid/<loss>/)."""
-    s = _load(study)
+    s = _load(StudySource(study))
     if not s.config_dir:
         raise SystemExit(f'{s.path}: the spec sets no `config_dir`; its '
                          'configs are rendered by tools/grid.py at run time')
     changes = write_leaf_configs(s, check)
     for c in changes:
         print(c)
-    n = sum(len(lo.variants) and 1 for lo in s.losses.values()) * len(
-        s.models) * len(s.datasets)
+    n = len(s.datasets) * len(s.models) * len(s.losses)
     print(f'{n} leaf configs of {s.name}, {len(changes)} '
           + ('out of date' if check else 'changed'))
     return 1 if check and changes else 0
 
 
-__all__: List[str] = ['grid', 'collect', 'generate_configs', 'PAPER_GRID']
+__all__: List[str] = ['grid', 'collect', 'generate_configs']

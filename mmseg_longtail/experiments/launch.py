@@ -26,7 +26,7 @@ from .collect import (format_duration, gather, git_commit,
 from .records import (RecordError, RunRecord, RunStatus, last_checkpoint,
                       last_checkpoint_iter)
 from .render import GRID_DIR_NAME, data_base_path, render_cell_configs
-from .spec import REPO_ROOT, TOOLS_DIR, Study, rel_path
+from .spec import REPO_ROOT, TOOLS_DIR, Study, StudySource, rel_path
 
 
 @dataclass
@@ -355,8 +355,8 @@ def sbatch_script(opts: LaunchOptions, slurm: SlurmOptions, plan_path: str,
     return '\n'.join(lines) + '\n'
 
 
-def submit_slurm(study: Study, todo: List[PlannedRun], opts: LaunchOptions,
-                 slurm: SlurmOptions) -> int:
+def submit_slurm(study: Study, source: StudySource, todo: List[PlannedRun],
+                 opts: LaunchOptions, slurm: SlurmOptions) -> int:
     stamp = datetime.datetime.now().strftime('%Y%m%d_%H%M%S')
     grid_dir = osp.join(study.work_root, GRID_DIR_NAME)
     plan_path = osp.join(grid_dir, f'plan_{stamp}.json')
@@ -370,11 +370,7 @@ def submit_slurm(study: Study, todo: List[PlannedRun], opts: LaunchOptions,
         return 0
     os.makedirs(osp.join(grid_dir, 'logs'), exist_ok=True)
     with open(plan_path, 'w') as f:
-        json.dump(dict(study=study.path, variant=study.variant,
-                       work_root=study.work_root,
-                       results_dir=study.results_dir,
-                       datasets={k: asdict(v) for k, v in
-                                 study.datasets.items()},
+        json.dump(dict(source=asdict(source),
                        runs=[r.to_dict() for r in todo], gpus=opts.gpus,
                        python=opts.python, cfg_options=opts.cfg_options),
                   f, indent=2)
@@ -401,24 +397,11 @@ def submit_slurm(study: Study, todo: List[PlannedRun], opts: LaunchOptions,
 
 
 def run_array_task(plan_path: str, index: int) -> int:
-    """Body of one SLURM array task (tools/grid.py --run-cell)."""
-    from dataclasses import replace
-
-    from .spec import DatasetSpec, load_study
+    """Body of one SLURM array task (tools/grid.py --run-cell): the study
+    is loaded from the plan's source, as the submitting command did."""
     with open(plan_path) as f:
         plan = json.load(f)
-    study = load_study(plan['study'], plan['variant'] == 'full_res',
-                       work_root=plan['work_root'],
-                       results_dir=plan['results_dir'])
-    datasets = {}
-    for k, v in plan['datasets'].items():
-        carve = v.pop('carve')
-        ds = DatasetSpec(**v)
-        if carve:
-            from .spec import Carve
-            ds = replace(ds, carve=Carve(**carve))
-        datasets[k] = ds
-    study = replace(study, datasets=datasets)
+    study = StudySource(**plan['source']).load()
     run = PlannedRun.from_dict(plan['runs'][index])
     if cell_state(study, run.name, run.work_dir) == 'done':
         print(f'{run.key}: already done, nothing to run')
@@ -465,8 +448,10 @@ def print_summary(study: Study, plan: List[PlannedRun]) -> None:
 
 
 def run_study(study: Study, plan: List[PlannedRun], opts: LaunchOptions,
-              slurm: Optional[SlurmOptions] = None) -> int:
-    """Run the cells of ``plan`` that are not done (all with ``force``)."""
+              slurm: Optional[SlurmOptions] = None,
+              source: Optional[StudySource] = None) -> int:
+    """Run the cells of ``plan`` that are not done (all with ``force``);
+    ``source`` (how the study was named) is needed by SLURM array tasks."""
     if not plan:
         print('no cell matches the selection')
         return 1
@@ -478,7 +463,8 @@ def run_study(study: Study, plan: List[PlannedRun], opts: LaunchOptions,
         return 0
     ensure_class_stats(study, todo, opts.dry_run)
     if opts.launcher == 'slurm':
-        rc = submit_slurm(study, todo, opts, slurm or SlurmOptions())
+        rc = submit_slurm(study, source or StudySource(study.path), todo,
+                          opts, slurm or SlurmOptions())
         if slurm and slurm.wait and not opts.dry_run:
             print_summary(study, plan)
         return rc

@@ -177,10 +177,6 @@ class Study:
         flag = ' --full-res' if self.variant == 'full_res' else ''
         return f'python {tool} --study {rel_path(self.path)}{flag}'
 
-    def with_dataset(self, dataset: DatasetSpec) -> 'Study':
-        """The study on one other data set (``tools/grid.py --data-config``)."""
-        return replace(self, datasets={dataset.key: dataset})
-
 
 # ----------------------------------------------------------------- loading
 def _merge(base: dict, override: dict) -> dict:
@@ -296,12 +292,10 @@ class _Reader:
     def err(self, msg: str) -> SpecError:
         return SpecError(f'{self.path}: {msg}')
 
-    def need(self, d: dict, key: str, where: str = '') -> Any:
-        if key not in d:
-            raise self.err(f'{where}{"." if where else ""}`{key}` is '
-                           'missing' if where else
-                           f'the study spec defines no `{key}`')
-        return d[key]
+    def need(self, key: str) -> Any:
+        if key not in self.raw:
+            raise self.err(f'the study spec defines no `{key}`')
+        return self.raw[key]
 
     def check_fields(self, d: dict, where: str, required: Sequence[str],
                      optional: Sequence[str]) -> None:
@@ -345,8 +339,6 @@ class _Reader:
         if report not in ('test', 'val'):
             raise self.err(f"{where}.report: 'test' or 'val', got "
                            f'{report!r}')
-        if selection == 'val' and report == 'val' and carve is None:
-            pass  # allowed (no held-out selection split); pages say so
         stats = d.get('class_stats_file')
         return DatasetSpec(
             key=key, base=self.file(d['base'], f'{where}.base'),
@@ -370,7 +362,7 @@ class _Reader:
         base = self.file(d['base'], f'{where}.base')
         counted, _ = _loss_counted(base, where)
         common = dict(d.get('options') or {})
-        if 'sweep' in d:
+        if d.get('sweep') is not None:  # None: a child spec drops a sweep
             variants = _expand_sweep(f'{where}.sweep', d['sweep'])
             variants = [replace(v, options=tuple({**common, **dict(
                 v.options)}.items())) for v in variants]
@@ -410,6 +402,7 @@ def load_study(path: str, full_res: bool = False,
         if not raw.get('full_res'):
             raise r.err('no `full_res` overrides for --full-res')
         raw = _merge(raw, raw['full_res'])
+        r.raw = raw
         variant = 'full_res'
     known = {'name', 'title', 'datasets', 'models', 'losses', 'schedule',
              'seeds', 'selected_seeds', 'extra_seeds', 'priority',
@@ -423,11 +416,11 @@ def load_study(path: str, full_res: bool = False,
         raw.get('work_root') or f'work_dirs/{name}'))
 
     datasets = {k: r.dataset(k, d, work)
-                for k, d in (r.need(raw, 'datasets') or {}).items()}
+                for k, d in (r.need('datasets') or {}).items()}
     models = {k: r.model(k, d)
-              for k, d in (r.need(raw, 'models') or {}).items()}
+              for k, d in (r.need('models') or {}).items()}
     losses = {k: r.loss(k, d)
-              for k, d in (r.need(raw, 'losses') or {}).items()}
+              for k, d in (r.need('losses') or {}).items()}
     if not datasets or not models or not losses:
         raise r.err('datasets, models and losses must not be empty')
     if data_root:
@@ -442,7 +435,7 @@ def load_study(path: str, full_res: bool = False,
         except (TypeError, ValueError):
             raise r.err(f'{where} must be a list of integers') from None
 
-    seeds = seed_list(r.need(raw, 'seeds'), 'seeds')
+    seeds = seed_list(r.need('seeds'), 'seeds')
     if not seeds:
         raise r.err('seeds must not be empty')
     extra = {lo: seed_list(v, f'extra_seeds.{lo}')
@@ -457,7 +450,7 @@ def load_study(path: str, full_res: bool = False,
     if metric not in SELECT_METRICS:
         raise r.err(f'select_metric {metric!r} is not one of '
                     f'{SELECT_METRICS}')
-    sched = r.need(raw, 'schedule')
+    sched = r.need('schedule')
     r.check_fields(sched, 'schedule', ('base', ), ('name', ))
     schedule_base = r.file(sched['base'], 'schedule.base')
     results = (osp.abspath(results_dir) if results_dir else repo_path(
@@ -488,3 +481,46 @@ def dataset_from_config(path: str, work_root: str) -> DatasetSpec:
     return DatasetSpec(
         key=key, base=full, name=key.replace('_', '-'), title=key,
         class_stats_file=osp.join(work_root, 'class_stats', f'{key}.json'))
+
+
+PAPER_GRID = 'configs/grid/paper_grid.py'
+
+
+@dataclass
+class StudySource:
+    """A study as the command line names it: the spec (None: the paper
+    grid) and the overrides. Paths are made absolute here, so a launcher can
+    store the source (a SLURM plan) and an array task loads the same study
+    from any directory."""
+    spec: Optional[str] = None
+    full_res: bool = False
+    data_config: Optional[str] = None
+    data_root: Optional[str] = None
+    work_root: Optional[str] = None
+    results_dir: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        for name in ('spec', 'data_config', 'data_root', 'work_root',
+                     'results_dir'):
+            value = getattr(self, name)
+            if value:
+                setattr(self, name, osp.abspath(str(value)))
+
+    def load(self) -> Study:
+        """The validated study. With ``data_config`` the study runs on that
+        one data set instead, its records under ``<work_root>/results``
+        unless ``results_dir`` is given (trial runs stay out of the spec's
+        committed results)."""
+        study = load_study(
+            self.spec or repo_path(PAPER_GRID), self.full_res,
+            data_root=None if self.data_config else self.data_root,
+            work_root=self.work_root, results_dir=self.results_dir)
+        if not self.data_config:
+            return study
+        ds = dataset_from_config(self.data_config, study.work_root)
+        if self.data_root:
+            ds = replace(ds, data_root=self.data_root)
+        return replace(
+            study, datasets={ds.key: ds},
+            results_dir=self.results_dir or osp.join(study.work_root,
+                                                     'results'))

@@ -103,7 +103,7 @@ def ensure_carve(ds: DatasetSpec, results_dir: str,
     the training files when missing; existing lists are used as they are
     (they are the committed definition of the split)."""
     train_list, sel_list = split_files(results_dir, ds.key)
-    if osp.isfile(train_list) and osp.isfile(sel_list) or dry_run:
+    if dry_run or (osp.isfile(train_list) and osp.isfile(sel_list)):
         return train_list, sel_list
     train, selection = carve(train_stems(ds), ds.carve)
     atomic_write_text(train_list, '\n'.join(train) + '\n')

@@ -18,6 +18,7 @@ import math
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .cells import Cell
 from .collect import Results, format_duration
 from .selection import Reported, mean_std, report_selected
 
@@ -280,7 +281,6 @@ class PaperTables:
         fmt = {c: ('{:.2f}', None) for c in cols}
         table = Table('runs', 'All runs', 'run', [('', cols)], labels, fmt)
         for r in sorted(self.results.all_runs, key=lambda r: r.name):
-            from .cells import Cell
             key = Cell.from_dict(r.cell).key if r.cell else '?'
             sel = r.selection.summary if r.selection else {}
             rep = r.report.summary if r.report else {}

@@ -12,13 +12,14 @@ import argparse
 import sys
 
 from mmseg_longtail.experiments import commands
+from mmseg_longtail.experiments.spec import PAPER_GRID
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--study', metavar='SPEC',
                    help=f'a spec with config_dir (default: '
-                   f'{commands.PAPER_GRID})')
+                   f'{PAPER_GRID})')
     p.add_argument('--check', action='store_true',
                    help='only report configs that are missing, differ or '
                    'are stale; exit 1 if any')

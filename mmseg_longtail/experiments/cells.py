@@ -155,7 +155,8 @@ def split_patterns(values: Optional[Iterable[str]]) -> List[str]:
     return out
 
 
-def _match(key: str, patterns: Optional[Sequence[str]]) -> bool:
+def match(key: str, patterns: Optional[Sequence[str]]) -> bool:
+    """``key`` matches one of the glob ``patterns`` (none given: True)."""
     return not patterns or any(fnmatch.fnmatchcase(key, p)
                                for p in patterns)
 
@@ -186,7 +187,7 @@ def filter_cells(study: Study, cells: Sequence[Cell],
                     ('models', models, study.models),
                     ('losses', losses, loss_keys)), "the study's ")
     return [c for c in cells
-            if _match(c.dataset, datasets) and _match(c.model, models)
-            and (_match(c.loss, losses) or (c.variant and _match(
+            if match(c.dataset, datasets) and match(c.model, models)
+            and (match(c.loss, losses) or (c.variant and match(
                 f'{c.loss}:{c.variant}', losses)))
             and (seeds is None or c.seed in seeds)]

@@ -147,7 +147,12 @@ def _names(study: Study) -> Dict[str, Cell]:
     tools/train.py runs of a committed leaf config (the loss base's setting,
     no seed suffix) are the variant equal to that setting, seed 0."""
     names = {}
-    for d in study.datasets:
+    # a run without a status validated on its config's val split: that is
+    # the selection split only where the study does not carve one (else
+    # val may be the report split, which must never steer a selection)
+    datasets = [d for d, ds in study.datasets.items()
+                if ds.selection == 'val']
+    for d in datasets:
         for m in study.models:
             for lo, loss in study.losses.items():
                 for v in loss.variants:
@@ -159,7 +164,7 @@ def _names(study: Study) -> Dict[str, Cell]:
         tag = base_variant(study, lo)
         if tag is None:
             continue
-        for d in study.datasets:
+        for d in datasets:
             for m in study.models:
                 names.setdefault(stem(study, d, m, loss.name),
                                  Cell(d, m, lo, tag, 0))

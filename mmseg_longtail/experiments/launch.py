@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional, Sequence
 
-from .cells import Cell, filter_cells, plan_cells, run_name
+from .cells import Cell, match, filter_cells, plan_cells, run_name
 from .collect import (format_duration, gather, git_commit,
                       record_from_work_dir)
 from .records import (RecordError, RunRecord, RunStatus, last_checkpoint,
@@ -74,9 +74,11 @@ def _slurm_job_active(job_id: str) -> bool:
 
 
 def cell_state(study: Study, name: str, work_dir: str) -> str:
-    """done (a committed record, or a finished status) | running (a live
-    SLURM task) | resume@N | failed | new. A corrupt status file is
-    reported and the cell treated as unfinished."""
+    """done (a committed record; a finished status only where the study
+    keeps no records) | running (a live SLURM task) | resume@N | failed |
+    new. A finished run whose record is missing resumes: training ends at
+    once, the report split is evaluated and the record written. A corrupt
+    status file is reported and the cell treated as unfinished."""
     if study.results_dir and osp.isfile(RunRecord.path_in(study.results_dir,
                                                           name)):
         return 'done'
@@ -86,7 +88,7 @@ def cell_state(study: Study, name: str, work_dir: str) -> str:
         print(f'warning: {e}; the cell is treated as unfinished (its '
               'checkpoints are resumed)', flush=True)
         status = None
-    if status and status.state == 'done':
+    if status and status.state == 'done' and not study.results_dir:
         return 'done'
     if (status and status.state in ('running', 'testing')
             and status.slurm_job and _slurm_job_active(status.slurm_job)):
@@ -111,6 +113,10 @@ def make_plan(study: Study, datasets: Sequence[str] = (),
     cells, pending = plan_cells(study, selections)
     cells = filter_cells(study, cells, datasets or None, models or None,
                          losses or None, seeds)
+    loss_keys = [p.split(':')[0] for p in losses or ()]
+    pending = [g for g in pending
+               if match(g[0], datasets) and match(g[1], models)
+               and match(g[2], loss_keys)]
     if pending:
         print(f'{len(pending)} (data set, model, loss) groups wait for their '
               'sweep before their further seeds are planned: ' + ', '.join(

@@ -42,6 +42,19 @@ def test_sweep_expansion_and_names(grid):
     assert not grid.losses['pat'].counted and grid.losses['blv'].counted
 
 
+def test_plain_runs_are_named_only_where_val_is_the_selection(grid):
+    from mmseg_longtail.experiments.collect import _names
+    names = _names(grid)
+    # a tools/train.py run of PAT's leaf config is its tau=2 setting, seed 0
+    assert names['pat_unet-s5-d16_fcn_1xb4-30k_camvid-360x480'] == Cell(
+        'camvid', 'unet', 'pat', 'tau2', 0)
+    # Cityscapes carves its selection split: a plain run validated on the
+    # base's val (the report split there) is not taken as a sweep run
+    assert 'pat_unet-s5-d16_fcn_1xb2-30k_cityscapes-256x512' not in names
+    assert not any(c.dataset in ('cityscapes', 'nyuv2')
+                   for c in names.values())
+
+
 def test_further_seeds_wait_for_the_sweep(grid):
     cells, pending = plan_cells(grid)
     # CE has one setting: its further seeds are planned at once

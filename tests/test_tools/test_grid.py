@@ -30,7 +30,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
     assert 'camvid/unet/cb:bmed-img/seed0' in planned
     # CB's further seeds wait for its sweep
     assert 'camvid/unet/cb:bmed/seed1' not in planned
-    assert 'wait for their sweep' in out
+    # 5 models x (CB, CBFocal) on CamVid: the count follows the selection
+    assert '10 (data set, model, loss) groups wait for their sweep' in out
     # one train.py command per cell, with --resume, its work dir and seed
     cmds = [ln for ln in out.splitlines() if 'tools/train.py' in ln]
     assert len(cmds) == 40 and all('--resume' in c for c in cmds)
@@ -88,6 +89,17 @@ def test_local_grid_skips_done_and_resumes(tmp_path):
     assert 'nothing to run' in out
     assert (ce / 'grid_train.log').stat().st_size == log_size
 
+    # finished, but its record is gone: it resumes at its last iteration,
+    # trains no further, is tested on the report split and recorded again
+    record.unlink()
+    out = run_tool(common + short + ['--losses', 'ce']).stdout
+    assert re.search(r'synthetic_tiny/unet/ce/seed0\s+resume@2\s+run', out)
+    again = (ce / 'grid_train.log').read_text()[log_size:]
+    assert 'tools/test.py' in again
+    assert not re.search(r'Iter\(train\) \[', again)
+    assert record.is_file()
+    log_size = (ce / 'grid_train.log').stat().st_size
+
     # an interrupted run (a killed job leaves its status at 'running' and no
     # record) resumes from its last checkpoint; a new cell starts afresh
     record.unlink()
@@ -103,7 +115,7 @@ def test_local_grid_skips_done_and_resumes(tmp_path):
     assert 'resumed epoch: 0, iter: 2' in resumed
     assert re.search(r'Iter\(train\) \[3/3\]', resumed)
     assert not re.search(r'Iter\(train\) \[[12]/3\]', resumed)
-    assert _status(ce)['state'] == 'done' and _status(ce)['attempts'] == 2
+    assert _status(ce)['state'] == 'done' and _status(ce)['attempts'] == 3
     pat = root / 'pat-tau2_unet-s5-d16_fcn_1xb2-30k_synthetic-tiny-32x32_seed0'
     assert _status(pat)['state'] == 'done'
     assert (pat / 'iter_3.pth').is_file()

@@ -39,28 +39,37 @@ datasets = dict(
         title='CamVid',
         selection='val',
         report='test'))
+# The auxiliary head: none on the U-Net family (PAT's and the U-Net papers'
+# networks have none, so the loss alone trains the encoder); DeepLab keeps
+# mmseg's CE auxiliary FCNHead on the stride-8 stage by convention
+# (docs/grid.md, "Auxiliary heads").
 models = dict(
     unet=dict(
         base='configs/_base_/models/unet.py',
         name='unet-s5-d16_fcn',
         title='UNet',
-        size_divisor=16),
+        size_divisor=16,
+        aux='none'),
     attunet=dict(
         base='configs/_base_/models/attunet.py',
         name='attunet_unet-s5-d16',
-        title='AttUNet'),
+        title='AttUNet',
+        aux='none'),
     unetpp=dict(
         base='configs/_base_/models/unetpp.py',
         name='unetpp_unet-s5-d16',
-        title='UNet++'),
+        title='UNet++',
+        aux='none'),
     deeplabv3=dict(
         base='configs/_base_/models/deeplabv3.py',
         name='deeplabv3_r50-d8',
-        title='DLV3'),
+        title='DLV3',
+        aux='ce'),
     deeplabv3plus=dict(
         base='configs/_base_/models/deeplabv3plus.py',
         name='deeplabv3plus_r50-d8',
-        title='DLV3+'))
+        title='DLV3+',
+        aux='ce'))
 # Sweeps: the papers' ranges of each loss's main hyper-parameter ("we tuned
 # the hyper-parameter of each loss function to find the best case", PAT).
 # CB on pixel counts with beta=0.9999 has uniform weights (= CE), so CB

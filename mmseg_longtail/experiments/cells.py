@@ -5,7 +5,7 @@ by every seed (the seed is set by the launcher); its work dir and run name
 end in ``_seed<N>``. Names follow mmseg's
 ``{algorithm}_{model}_{gpus}xb{batch}-{schedule}_{dataset}-{crop}`` with the
 loss (and its variant tag) as the algorithm, e.g.
-``ldam-s5-drw_unet-s5-d16_fcn_1xb4-30k_camvid-360x480_seed0``.
+``ldam-s5-drw_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480_seed0``.
 """
 import fnmatch
 import functools
@@ -60,7 +60,7 @@ def stem(study: Study, dataset: str, model: str, loss_name: str) -> str:
     """mmseg-style config stem of a data set, model and loss name piece."""
     ds: DatasetSpec = study.datasets[dataset]
     batch, (h, w) = dataset_facts(ds.base)
-    return (f'{loss_name}_{study.models[model].name}_{GPUS}xb{batch}-'
+    return (f'{loss_name}_{study.models[model].file_name}_{GPUS}xb{batch}-'
             f'{study.schedule_name}_{ds.name}-{h}x{w}')
 
 

@@ -42,9 +42,8 @@ def leaf_config_text(study: Study, ds: DatasetSpec, model: ModelSpec,
     bases = [model.base, data_base, loss.base, RUNTIME_BASE,
              study.schedule_base]
     base_lines = ''.join(f"    '{base(b)}',\n" for b in bases)
-    fields = ('\n            class_counts=_base_.class_stats_file,'
-              if loss.counted else '')
-    fields += ''.join(f'\n            {k}={v!r},' for k, v in variant.options)
+    fields = ['class_counts=_base_.class_stats_file'] if loss.counted else []
+    fields += [f'{k}={v!r}' for k, v in variant.options]
     if model.size_divisor > 1:
         d = model.size_divisor
         preproc = (f'    # pad crops up to multiples of {d}, as the model '
@@ -57,17 +56,43 @@ def leaf_config_text(study: Study, ds: DatasetSpec, model: ModelSpec,
     header = (f'# {loss.label(variant)} loss, {model.title}, {ds.title}: '
               f'one cell of {study.title}\n')
     header += ''.join(f'# {line}\n' for line in note.splitlines())
-    return (
-        header + '_base_ = [\n' + base_lines + ']\n'
-        '# The loss replaces the decode head\'s CE; the auxiliary head keeps '
-        'CE.\n'
-        'model = dict(\n' + preproc +
-        '    decode_head=dict(\n'
-        '        num_classes=_base_.num_classes,\n'
-        '        loss_decode=dict(\n'
-        f'            _base_.loss_decode,{fields}\n'
-        '            _delete_=True)),\n'
-        '    auxiliary_head=dict(num_classes=_base_.num_classes))\n')
+    return (header + '_base_ = [\n' + base_lines + ']\n' +
+            _AUX_COMMENT[model.aux] + 'model = dict(\n' + preproc +
+            '    decode_head=dict(\n'
+            '        num_classes=_base_.num_classes,\n'
+            f'{_loss_dict("        ", fields)}),\n' +
+            _aux_head(model, fields) + ')\n')
+
+
+_AUX_COMMENT = {
+    'ce': '# The loss replaces the decode head\'s CE; the auxiliary head keeps '
+    'CE.\n',
+    'none': '# The loss replaces the decode head\'s CE; no auxiliary head, as '
+    'in the\n# papers\' networks (the loss alone trains the encoder).\n',
+    'same': '# The loss replaces the CE of both heads (the auxiliary head\'s '
+    'weight below).\n',
+}
+
+
+def _loss_dict(indent: str, fields: List[str],
+               weight: Optional[float] = None) -> str:
+    """``loss_decode=dict(<the loss base's dict>, <fields>)``; ``_delete_``
+    drops the model base's CE keys instead of merging into them."""
+    if weight is not None:
+        fields = fields + [f'loss_weight={weight!r}']
+    pad = '\n' + indent + '    '
+    body = ''.join(f'{pad}{f},' for f in ['_base_.loss_decode'] + fields)
+    return f'{indent}loss_decode=dict({body}{pad}_delete_=True)'
+
+
+def _aux_head(model: ModelSpec, fields: List[str]) -> str:
+    if model.aux == 'none':
+        return '    auxiliary_head=None,\n'
+    if model.aux == 'ce':
+        return '    auxiliary_head=dict(num_classes=_base_.num_classes),\n'
+    return ('    auxiliary_head=dict(\n'
+            '        num_classes=_base_.num_classes,\n'
+            f'{_loss_dict("        ", fields, model.aux_weight)}),\n')
 
 
 # ---------------------------------------------------- committed leaf configs

@@ -84,6 +84,11 @@ class DatasetSpec:
     report: str = 'test'  # 'test' or 'val'
 
 
+# config-name suffix per auxiliary-head choice; mmseg's own names say
+# nothing for its CE auxiliary head, so 'ce' adds nothing either
+AUX_SUFFIX = {'none': '-noaux', 'ce': '', 'same': '-auxsame'}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     key: str
@@ -93,6 +98,25 @@ class ModelSpec:
     # training batches are padded to the crop size rounded up to a multiple
     # of this (mmseg's UNet needs sides divisible by 16)
     size_divisor: int = 1
+    # the auxiliary head's loss: 'none' (no auxiliary head: the networks of
+    # the U-Net-family papers), 'ce' (mmseg's convention, e.g. DeepLab) or
+    # 'same' (the decode head's loss, weight ``aux_weight``)
+    aux: str = 'ce'
+    aux_weight: float = 0.4
+
+    @property
+    def file_name(self) -> str:
+        """Name piece in config stems: says when the auxiliary head is not
+        mmseg's CE one."""
+        return self.name + AUX_SUFFIX[self.aux]
+
+    @property
+    def aux_label(self) -> str:
+        """How a page states the auxiliary head."""
+        if self.aux == 'none':
+            return 'no auxiliary head'
+        loss = 'CE' if self.aux == 'ce' else 'the decode head\'s loss'
+        return f'auxiliary head with {loss} (weight {self.aux_weight:g})'
 
 
 @dataclass(frozen=True)
@@ -351,9 +375,21 @@ class _Reader:
     def model(self, key: str, d: dict) -> ModelSpec:
         where = f'models.{key}'
         self.check_fields(d, where, ('base', 'name', 'title'),
-                          ('size_divisor', ))
+                          ('size_divisor', 'aux', 'aux_weight'))
+        aux = d.get('aux', 'ce')
+        if aux not in AUX_SUFFIX:
+            raise self.err(f'{where}.aux: one of {sorted(AUX_SUFFIX)}, got '
+                           f'{aux!r}')
+        weight = float(d.get('aux_weight', 0.4))
+        if 'aux_weight' in d and aux != 'same':
+            raise self.err(f"{where}.aux_weight is read only with "
+                           f"aux='same' (the base config sets CE's weight)")
+        if weight <= 0:
+            raise self.err(f'{where}.aux_weight must be positive, got '
+                           f'{weight}')
         return ModelSpec(key, self.file(d['base'], f'{where}.base'),
-                         d['name'], d['title'], int(d.get('size_divisor', 1)))
+                         d['name'], d['title'], int(d.get('size_divisor', 1)),
+                         aux, weight)
 
     def loss(self, key: str, d: dict) -> LossSpec:
         where = f'losses.{key}'

@@ -63,7 +63,7 @@ def cell_of(path: Path):
     stem = path.stem
     assert stem.startswith(GRID_LOSSES[loss].name + '_'), stem
     models = [m for m, v in GRID_MODELS.items()
-              if stem[len(loss) + 1:].startswith(v.name + '_')]
+              if stem[len(loss) + 1:].startswith(v.file_name + '_')]
     datasets = [d for d, v in GRID_DATASETS.items()
                 if re.search(rf'_{re.escape(v.name)}-\d+x\d+$', stem)]
     assert len(models) == 1 and len(datasets) == 1, stem
@@ -107,7 +107,7 @@ def test_grid_config_composes_and_builds(path, tmp_path):
 
     k = ds_base.num_classes
     head, aux = cfg.model.decode_head, cfg.model.auxiliary_head
-    assert head.num_classes == k and aux.num_classes == k
+    assert head.num_classes == k
     # the decode head's loss is the loss base's, plus class counts
     expected = dict(loss_base.loss_decode)
     if expected['type'] in COUNTED_TYPES:
@@ -115,8 +115,15 @@ def test_grid_config_composes_and_builds(path, tmp_path):
     assert dict(head.loss_decode) == expected
     # everything else of the heads and backbone comes from the model base
     assert head.type == model_base.model.decode_head.type
-    assert dict(aux.loss_decode) == dict(
-        model_base.model.auxiliary_head.loss_decode)
+    # the spec's auxiliary-head choice: the U-Net family has none (as in
+    # the papers), DeepLab keeps the base's CE head
+    if model in ('unet', 'attunet', 'unetpp'):
+        assert GRID_MODELS[model].aux == 'none' and aux is None
+        assert '-noaux_' in path.stem
+    else:
+        assert GRID_MODELS[model].aux == 'ce' and aux.num_classes == k
+        assert dict(aux.loss_decode) == dict(
+            model_base.model.auxiliary_head.loss_decode)
     assert cfg.model.backbone == model_base.model.backbone
     # data, evaluation and schedule come from their bases untouched
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader',
@@ -202,10 +209,15 @@ def test_grid_model_trains_on_tiny_input(cell, tmp_path, one_thread):
     grad = segmentor.decode_head.conv_seg.weight.grad
     assert grad is not None and torch.isfinite(grad).all()
     assert grad.abs().sum() > 0
-    # the grid's loss on the decode head, CE on the auxiliary head
+    # the grid's loss on the decode head; CE on the auxiliary head where
+    # the spec keeps one (DeepLab), no auxiliary term for the U-Net family
     loss_name = segmentor.decode_head.loss_decode.loss_name
     assert loss_name.startswith('loss_') and f'decode.{loss_name}' in losses
-    assert 'aux.loss_ce' in losses
+    aux_terms = [n for n in losses if n.startswith('aux.')]
+    if GRID_STUDY.models[cell[1]].aux == 'none':
+        assert aux_terms == [] and not segmentor.with_auxiliary_head
+    else:
+        assert 'aux.loss_ce' in losses
 
 
 def _fake_split(ds_cfg, root: Path):

@@ -36,7 +36,7 @@ def test_sweep_expansion_and_names(grid):
         sigma=2.0, distribution='uniform')
     cell = Cell('camvid', 'unet', 'ldam', 's5-drw', 0)
     assert run_name(grid, cell) == (
-        'ldam-s5-drw_unet-s5-d16_fcn_1xb4-30k_camvid-360x480_seed0')
+        'ldam-s5-drw_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480_seed0')
     assert grid.losses['ldam'].label(grid.losses['ldam'].variant(
         's5-drw')) == 'LDAM (s=5, DRW)'
     assert not grid.losses['pat'].counted and grid.losses['blv'].counted
@@ -46,11 +46,11 @@ def test_plain_runs_are_named_only_where_val_is_the_selection(grid):
     from mmseg_longtail.experiments.collect import _names
     names = _names(grid)
     # a tools/train.py run of PAT's leaf config is its tau=2 setting, seed 0
-    assert names['pat_unet-s5-d16_fcn_1xb4-30k_camvid-360x480'] == Cell(
+    assert names['pat_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480'] == Cell(
         'camvid', 'unet', 'pat', 'tau2', 0)
     # Cityscapes carves its selection split: a plain run validated on the
     # base's val (the report split there) is not taken as a sweep run
-    assert 'pat_unet-s5-d16_fcn_1xb2-30k_cityscapes-256x512' not in names
+    assert 'pat_unet-s5-d16_fcn-noaux_1xb2-30k_cityscapes-256x512' not in names
     assert not any(c.dataset in ('cityscapes', 'nyuv2')
                    for c in names.values())
 
@@ -87,6 +87,64 @@ def test_sweep_spec_errors(tmp_path):
         spec.write_text(text.replace(old, new))
         with pytest.raises(KeyError, match=match):
             load_study(str(spec))
+
+
+@pytest.mark.parametrize('aux,extra,match', [
+    ("'dice'", '', r"models.unet.aux: one of \['ce', 'none', 'same'\], got "
+     "'dice'"),
+    ("'none'", ', aux_weight=0.5', r"models.unet.aux_weight is read only "
+     "with aux='same'"),
+    ("'same'", ', aux_weight=0', r'models.unet.aux_weight must be positive'),
+])
+def test_aux_spec_errors(tmp_path, aux, extra, match):
+    text = (REPO_ROOT / 'configs/grid/paper_grid.py').read_text()
+    old = "        size_divisor=16,\n        aux='none'),"
+    assert old in text
+    spec = tmp_path / 'bad.py'
+    spec.write_text(text.replace(
+        old, f"        size_divisor=16,\n        aux={aux}{extra}),"))
+    with pytest.raises(KeyError, match=match):
+        load_study(str(spec))
+
+
+def test_aux_choices_render_and_build(tmp_path):
+    """'none' drops the auxiliary head, 'ce' keeps the base's CE head,
+    'same' puts the decode head's loss (with its options and class counts)
+    on it at aux_weight; the name says which."""
+    from mmengine import Config
+
+    from mmseg_longtail.experiments.render import leaf_config_text
+    text = (REPO_ROOT / 'configs/grid/paper_grid.py').read_text()
+    old = "        size_divisor=16,\n        aux='none'),"
+    spec = tmp_path / 'spec.py'
+    cases = {'none': ('-noaux_', None),
+             'ce': ('_fcn_', dict(type='CrossEntropyLoss', use_sigmoid=False,
+                                  loss_weight=0.4)),
+             'same': ('-auxsame_', 'LDAMLoss')}
+    for aux, (piece, expected) in cases.items():
+        extra = ', aux_weight=0.3' if aux == 'same' else ''
+        spec.write_text(text.replace(
+            old, f"        size_divisor=16,\n        aux='{aux}'{extra}),"))
+        study = load_study(str(spec))
+        cell = Cell('camvid', 'unet', 'ldam', 's5-drw', 0)
+        assert piece in run_name(study, cell)
+        ds, model, loss = (study.datasets['camvid'], study.models['unet'],
+                           study.losses['ldam'])
+        leaf = tmp_path / f'{aux}.py'
+        leaf.write_text(leaf_config_text(
+            study, ds, model, loss, loss.variant('s5-drw'), ds.base, None))
+        cfg = Config.fromfile(str(leaf))
+        head, auxh = cfg.model.decode_head, cfg.model.get('auxiliary_head')
+        assert head.loss_decode.s == 5.0 and head.loss_decode.drw_start_iter
+        if expected is None:
+            assert auxh is None
+        elif aux == 'ce':
+            assert dict(auxh.loss_decode) == expected
+            assert auxh.num_classes == cfg.num_classes
+        else:
+            want = dict(head.loss_decode, loss_weight=0.3)
+            assert dict(auxh.loss_decode) == want
+            assert auxh.loss_decode.class_counts == cfg.class_stats_file
 
 
 # ---------------------------------------------------------------- carve

@@ -36,9 +36,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
     cmds = [ln for ln in out.splitlines() if 'tools/train.py' in ln]
     assert len(cmds) == 40 and all('--resume' in c for c in cmds)
     assert all('randomness.seed=' in c for c in cmds)
-    assert str(work / 'ce_unet-s5-d16_fcn_1xb4-30k_camvid-360x480_seed0') \
+    assert str(work / 'ce_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480_seed0') \
         in out
-    assert str(work / 'cb-bmed-img_unet-s5-d16_fcn_1xb4-30k_camvid-360x480'
+    assert str(work / 'cb-bmed-img_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480'
                '_seed0') in out
     assert not work.exists()
 
@@ -72,7 +72,7 @@ def test_local_grid_skips_done_and_resumes(tmp_path):
     short = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
              'default_hooks.checkpoint.interval=2']
     out = run_tool(common + short + ['--losses', 'ce']).stdout
-    ce = root / 'ce_unet-s5-d16_fcn_1xb2-30k_synthetic-tiny-32x32_seed0'
+    ce = root / 'ce_unet-s5-d16_fcn-noaux_1xb2-30k_synthetic-tiny-32x32_seed0'
     assert _status(ce)['state'] == 'done'
     assert _status(ce)['cell'] == dict(dataset='synthetic_tiny',
                                        model='unet', loss='ce', variant='',
@@ -116,7 +116,7 @@ def test_local_grid_skips_done_and_resumes(tmp_path):
     assert re.search(r'Iter\(train\) \[3/3\]', resumed)
     assert not re.search(r'Iter\(train\) \[[12]/3\]', resumed)
     assert _status(ce)['state'] == 'done' and _status(ce)['attempts'] == 3
-    pat = root / 'pat-tau2_unet-s5-d16_fcn_1xb2-30k_synthetic-tiny-32x32_seed0'
+    pat = root / 'pat-tau2_unet-s5-d16_fcn-noaux_1xb2-30k_synthetic-tiny-32x32_seed0'
     assert _status(pat)['state'] == 'done'
     assert (pat / 'iter_3.pth').is_file()
 

@@ -78,7 +78,7 @@ def test_grid_slurm_job_array(slurm_partition, tmp_path):
     ], env=env).stdout
     job = re.search(r'job array (\d+) submitted', out).group(1)
     assert 'ended (sbatch exit 0)' in out
-    runs = sorted(root.glob('*_unet-s5-d16_fcn_1xb2-30k_synthetic-tiny-'
+    runs = sorted(root.glob('*_unet-s5-d16_fcn-noaux_1xb2-30k_synthetic-tiny-'
                             '32x32_seed0'))
     assert [r.name.split('_')[0] for r in runs] == ['ce', 'pat-tau2']
     tasks = set()

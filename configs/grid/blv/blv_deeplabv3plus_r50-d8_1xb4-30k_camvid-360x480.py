@@ -17,4 +17,5 @@ model = dict(
             _base_.loss_decode,
             class_counts=_base_.class_stats_file,
             _delete_=True)),
-    auxiliary_head=dict(num_classes=_base_.num_classes))
+    auxiliary_head=dict(num_classes=_base_.num_classes),
+)

@@ -16,4 +16,5 @@ model = dict(
         loss_decode=dict(
             _base_.loss_decode,
             _delete_=True)),
-    auxiliary_head=dict(num_classes=_base_.num_classes))
+    auxiliary_head=dict(num_classes=_base_.num_classes),
+)

@@ -8,7 +8,11 @@ is a no-op where the stack already behaves.
    shipped configs under ``<package>/.mim/configs``. We add ourselves to the
    table and locate the package by its import spec, which also works for
    PEP 660 editable installs (where the distribution's location is
-   site-packages, not the source tree).
+   site-packages, not the source tree). The top-level ``mmseg_longtail_scope``
+   module does it; its ``.pth`` start-up hook does it before any config is
+   parsed, so tools that never import the plugin (mmseg's ``tools/train.py``)
+   resolve the scope too. Building what such bases define needs the
+   ``mmseg_longtail`` registry nodes (``mmseg_longtail/registry.py``).
 2. ``--resume`` on torch >= 2.6: ``torch.load`` defaults to
    ``weights_only=True`` there, which rejects the message-hub / numpy objects
    that mmengine stores in its own checkpoints. Local files (checkpoints a
@@ -28,10 +32,18 @@ is a no-op where the stack already behaves.
    that has ``check_num_classes`` (the count-based long-tail losses) is
    checked against the head's ``num_classes``, so a wrong-length
    ``class_counts`` fails when the model is built, not at the first step.
+5. File names in loading errors: a corrupt label PNG fails inside PIL
+   (``OSError: image file is truncated``, ``cannot identify image file
+   <_io.BytesIO ...>``) and mmseg's ``LoadAnnotations`` / mmcv's
+   ``LoadImageFromFile`` (with a non-cv2 backend) pass that on without the
+   file, in training and in the class-statistics tool alike. Their
+   ``transform`` is wrapped to re-raise the same exception type with the
+   file's path in front (chained to the original). Done here rather than
+   with new registered loaders so that every pipeline, mmseg's stock ones
+   included, names the file without a config change.
 """
 import datetime
 import functools
-import importlib.util
 import logging
 import os
 import os.path as osp
@@ -40,33 +52,20 @@ from typing import Optional
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import utils as cfg_utils
-from mmengine.config import config as cfg_module
 from mmengine.runner import checkpoint as ckpt_module
 from mmengine.runner import runner as runner_module
 
-PACKAGE = 'mmseg_longtail'
-DISTRIBUTION = 'mmseg-longtail'
+from mmseg_longtail_scope import register_config_scope
+
 _PATCHED = '_mmseg_longtail_patched'
 
 
 # --------------------------------------------------------------------- 1. scope
 def _register_config_scope() -> None:
-    cfg_utils.MODULE2PACKAGE.setdefault(PACKAGE, DISTRIBUTION)
-    original = cfg_module.get_installed_path
-    if getattr(original, _PATCHED, False):
-        return
-
-    @functools.wraps(original)
-    def get_installed_path(package: str) -> str:
-        if package in (PACKAGE, DISTRIBUTION):
-            spec = importlib.util.find_spec(PACKAGE)
-            if spec is not None and spec.origin is not None:
-                return osp.dirname(spec.origin)
-        return original(package)
-
-    setattr(get_installed_path, _PATCHED, True)
-    cfg_module.get_installed_path = get_installed_path
+    # the start-up hook installed with the package does the same before any
+    # config is parsed; this covers processes started without it (a source
+    # checkout on PYTHONPATH, an install made before the hook existed)
+    register_config_scope()
 
 
 # -------------------------------------------------------------------- 2. resume
@@ -207,12 +206,51 @@ def _patch_decode_head_check() -> None:
     BaseDecodeHead.__init__ = __init__
 
 
+# ------------------------------------------------ 5. file names in errors
+def with_file_name(error: Exception, path: str) -> Exception:
+    """``error`` as the same exception type with ``path`` in front of its
+    message (a RuntimeError where the type takes no single message)."""
+    message = f'{path}: {type(error).__name__}: {error}'
+    try:
+        named = type(error)(message)
+    except Exception:  # exception types with other constructor arguments
+        named = RuntimeError(message)
+    return named
+
+
+def _name_files_in_errors(cls, path_key: str) -> None:
+    original = cls.transform
+    if getattr(original, _PATCHED, False):
+        return
+
+    @functools.wraps(original)
+    def transform(self, results):
+        try:
+            return original(self, results)
+        except Exception as error:
+            path = results.get(path_key)
+            if path is None or str(path) in str(error):
+                raise  # nothing to add (mmcv's own assert names the file)
+            raise with_file_name(error, str(path)) from error
+
+    setattr(transform, _PATCHED, True)
+    cls.transform = transform
+
+
+def _patch_loader_errors() -> None:
+    from mmcv.transforms import LoadImageFromFile
+    from mmseg.datasets.transforms import LoadAnnotations
+    _name_files_in_errors(LoadImageFromFile, 'img_path')
+    _name_files_in_errors(LoadAnnotations, 'seg_map_path')
+
+
 def apply() -> None:
     """Apply every fix (idempotent; done on ``import mmseg_longtail``)."""
     _register_config_scope()
     _patch_local_checkpoint_loader()
     _patch_cpu_distributed()
     _patch_decode_head_check()
+    _patch_loader_errors()
 
 
 apply()

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One-command setup of the OpenMMLab stack + mmseg-longtail (editable, with test extras).
 #
-# - keeps an existing torch; otherwise installs the CPU build where no GPU is present
-#   (set TORCH_SPEC to choose, e.g. TORCH_SPEC='torch==2.1.2' on a CUDA cluster);
+# - keeps an existing torch; otherwise installs torch 2.14.1 with its paired torchvision
+#   0.29.1 (PyPI's default build: it runs on CPU and GPU, and unlike the CPU-only torch
+#   wheels it has a torchvision whose compiled ops load; set TORCH_SPEC / TORCHVISION_SPEC
+#   to choose, e.g. TORCH_SPEC='torch==2.1.2' on a CUDA cluster);
 # - builds full mmcv 2.1.x (compiled ops) from source when no binary wheel fits, against
 #   the installed torch (no build isolation), with ninja on all cores; pip's wheel cache
 #   keeps the built wheel, so a second install takes seconds;
@@ -13,7 +15,8 @@ set -euo pipefail
 
 PY=${PYTHON:-python3}
 MMCV_SPEC=${MMCV_SPEC:-mmcv==2.1.0}
-TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.14.1}
+TORCHVISION_SPEC=${TORCHVISION_SPEC:-}
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
 step() { echo "[install $(( $(date +%s) - T0 ))s] $*"; }
@@ -27,12 +30,15 @@ pip_ -q wheel ninja packaging
 if "$PY" -c 'import torch' 2>/dev/null; then
   step "torch $("$PY" -c 'import torch; print(torch.__version__)') already installed: kept"
 else
-  step "installing $TORCH_SPEC"
-  pip_ -q "$TORCH_SPEC"
+  # with its torchvision in one resolve, so that the pair matches
+  TV_DEFAULT=torchvision==0.29.1
+  [ "$TORCH_SPEC" = torch==2.14.1 ] || TV_DEFAULT=
+  step "installing $TORCH_SPEC ${TORCHVISION_SPEC:-$TV_DEFAULT}"
+  pip_ -q "$TORCH_SPEC" ${TORCHVISION_SPEC:-$TV_DEFAULT}
 fi
 
 # mmcv's setup.py and mmengine's package lookup (`mmseg::` config scopes) import
-# pkg_resources, which setuptools >= 70 no longer ships. torch 2.13 declares
+# pkg_resources, which setuptools >= 70 no longer ships. torch >= 2.13 declares
 # setuptools>=77 only for its own extension builder; pip warns about that, harmlessly.
 step "setuptools<70 (pkg_resources for mmcv's build and mmengine's config scopes)"
 pip_ -q 'setuptools<70'
@@ -52,8 +58,30 @@ else
   export MAX_JOBS=${MAX_JOBS:-$(nproc)}
   # ninja must be on PATH for torch's extension builder to use it.
   export PATH="$("$PY" -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
-  step "building $MMCV_SPEC from source if not cached (first time: ~15 min on 2 cores; MAX_JOBS=$MAX_JOBS)"
-  pip_ --no-build-isolation "$MMCV_SPEC"
+  ATEN_H=$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include", "ATen", "ATen.h"))')
+  if grep -q 'C++20' "$ATEN_H" 2>/dev/null; then
+    # torch >= 2.14's headers need C++20, and mmcv 2.1.0's setup.py asks for
+    # -std=c++17 (a later flag wins): build the sdist with that one flag
+    # changed, and keep the wheel per torch version (pip does not cache
+    # wheels built from a local folder).
+    TV=$("$PY" -c 'import torch; print(torch.__version__.replace("+", "_"))')
+    WHEELS=${MMCV_WHEEL_DIR:-$HOME/.cache/mmseg_longtail/wheels/torch-$TV}
+    if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
+      SRC=$(mktemp -d)
+      step "building $MMCV_SPEC from source for C++20 (first time: ~15 min on 2 cores; MAX_JOBS=$MAX_JOBS) -> $WHEELS"
+      pip_ download -q --no-deps --no-binary :all: "$MMCV_SPEC" -d "$SRC"
+      tar xzf "$SRC"/mmcv-*.tar.gz -C "$SRC"
+      sed -i "s/'-std=c++17'/'-std=c++20'/g" "$SRC"/mmcv-*/setup.py
+      mkdir -p "$WHEELS"
+      "$PY" -m pip wheel --disable-pip-version-check -q --no-deps --no-build-isolation "$SRC"/mmcv-*/ -w "$WHEELS"
+      rm -rf "$SRC"
+    fi
+    step "installing mmcv from $WHEELS"
+    pip_ -q --no-deps --force-reinstall "$WHEELS"/mmcv-*.whl
+  else
+    step "building $MMCV_SPEC from source if not cached (first time: ~15 min on 2 cores; MAX_JOBS=$MAX_JOBS)"
+    pip_ --no-build-isolation "$MMCV_SPEC"
+  fi
 fi
 
 step "mmengine, mmsegmentation, mmpretrain and mmseg's import-time extras"
@@ -61,9 +89,10 @@ pip_ -q 'mmengine==0.10.7' 'mmsegmentation==1.2.2' 'mmpretrain>=1.2,<1.3' ftfy r
   'matplotlib' 'prettytable' 'scipy' 'h5py' 'setuptools<70'
 
 # mmpretrain's backbones (type='mmpretrain.ResNet' in mmseg configs) import
-# torchvision. Take the release paired with torch (0.(minor+15)) when its
-# compiled ops load against this torch; otherwise leave it out (PyPI has no
-# CPU build for torch's CPU wheels) and say so: only mmpretrain backbones need it.
+# torchvision. Take the release paired with an existing torch (0.(minor+15)) when
+# its compiled ops load against it; otherwise leave it out (PyPI's torchvision
+# does not load beside the CPU-only torch wheels) and say so: only mmpretrain
+# backbones need it.
 have_torchvision() { "$PY" -c 'import torch, torchvision.ops; torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)' 2>/dev/null; }
 if have_torchvision; then
   step "torchvision $("$PY" -c 'import torchvision; print(torchvision.__version__)') already installed: kept"

@@ -15,3 +15,7 @@ log_level = 'INFO'
 load_from = None
 resume = False
 tta_model = dict(type='SegTTAModel')
+# Stop with a message naming the loss term, iteration and work dir when a
+# loss or gradient turns NaN / inf (mmengine would train on); action='skip'
+# drops such steps instead, enabled=False turns it off.
+custom_hooks = [dict(type='NonFiniteGuardHook', action='stop')]

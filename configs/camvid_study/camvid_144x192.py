@@ -11,6 +11,7 @@ img_scale = (240, 180)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    dict(type='CheckLabelRange', num_classes=_base_.num_classes),
     dict(
         type='RandomResize',
         scale=img_scale,
@@ -26,6 +27,7 @@ test_pipeline = [
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     # annotations after Resize: evaluation at the labels' own resolution
     dict(type='LoadAnnotations'),
+    dict(type='CheckLabelRange', num_classes=_base_.num_classes),
     dict(type='PackSegInputs')
 ]
 # One loader worker: the 2-core machine needs the other core for the model.

@@ -6,6 +6,7 @@ config's data set, decoded as the model sees them, or a folder of PNGs),
 writes the file, prints the per-class table and draws the frequency plot.
 ``tools/analysis_tools/class_stats.py`` is its command line.
 """
+import json
 import os
 import os.path as osp
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -13,7 +14,10 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from mmseg_longtail.utils import (compute_class_stats, frequency_groups,
-                                  list_label_files, save_class_stats)
+                                  list_label_files, load_class_stats,
+                                  save_class_stats)
+from mmseg_longtail.utils.class_weights import (class_weights_from_stats,
+                                                weight_table)
 
 
 def _unwrap(dataset):
@@ -79,13 +83,19 @@ def stats_from_config(config: str,
         loader = dataset.get_gt_seg_map
     else:
         loader = _file_label_loader(dataset)
+
+    def describe(i: int) -> str:
+        # errors (bad values, corrupt files) name the label file
+        return str(dataset.get_data_info(i).get('seg_map_path', f'label {i}'))
+
     return compute_class_stats(
         loader,
         num_classes=len(classes),
         ignore_index=ignore_index,
         class_names=classes,
         num_labels=len(dataset),
-        workers=workers)
+        workers=workers,
+        describe=describe)
 
 
 def stats_from_folder(ann_dir: str,
@@ -157,14 +167,44 @@ def format_class_table(stats: Dict) -> str:
     return '\n'.join(lines)
 
 
-def _save_and_report(stats: Dict, out: str, plot: Optional[str]) -> Dict:
-    """Write the JSON (and the plot), printing the table as it goes."""
+def report_class_weights(stats: Dict, names: Sequence[str],
+                         out_dir: Optional[str] = None) -> Dict[str, list]:
+    """Print the per-class weights of the generators ``names``
+    (:mod:`mmseg_longtail.utils.class_weights`) and, with ``out_dir``, write
+    each as ``<out_dir>/<name>.json``: a plain list, the weight file any
+    loss's ``class_weight`` reads (mmseg's own losses included)."""
+    weights = {n: class_weights_from_stats(stats, n).tolist() for n in names}
+    print(weight_table(stats, names))
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        for name, values in weights.items():
+            path = osp.join(out_dir, f'{name}.json')
+            with open(path, 'w') as f:
+                json.dump(values, f)
+            print(f'wrote {path}')
+    return weights
+
+
+def class_weights_from_file(stats_file: str, names: Sequence[str],
+                            out_dir: Optional[str] = None
+                            ) -> Dict[str, list]:
+    """:func:`report_class_weights` of an existing statistics JSON."""
+    return report_class_weights(load_class_stats(stats_file), names, out_dir)
+
+
+def _save_and_report(stats: Dict, out: str, plot: Optional[str],
+                     weights: Optional[Sequence[str]] = None,
+                     weights_dir: Optional[str] = None) -> Dict:
+    """Write the JSON (and the plot, the class weights), printing the table
+    as it goes."""
     save_class_stats(stats, out)
     print(format_class_table(stats))
     print(f'{stats["num_images"]} images; wrote {out}')
     if plot:
         plot_class_frequencies(stats, plot)
         print(f'wrote {plot}')
+    if weights:
+        report_class_weights(stats, weights, weights_dir)
     return stats
 
 
@@ -173,7 +213,9 @@ def write_class_stats(config: str,
                       split: str = 'train',
                       workers: int = 0,
                       plot: Optional[str] = None,
-                      cfg_options: Optional[Dict] = None) -> Dict:
+                      cfg_options: Optional[Dict] = None,
+                      weights: Optional[Sequence[str]] = None,
+                      weights_dir: Optional[str] = None) -> Dict:
     """Count the classes of a config's split and write the JSON ``out``.
 
     Args:
@@ -183,13 +225,16 @@ def write_class_stats(config: str,
         workers: label-reading processes (0 or 1: this process).
         plot: also draw the class-frequency plot into this PNG.
         cfg_options: overrides merged into the config first.
+        weights: class-weight generators to print (and write to
+            ``weights_dir``, see :func:`report_class_weights`).
+        weights_dir: folder for ``<generator>.json`` weight lists.
 
     Returns:
         the statistics as written (see
         :func:`mmseg_longtail.utils.compute_class_stats`).
     """
     stats = stats_from_config(config, split, workers, cfg_options)
-    return _save_and_report(stats, out, plot)
+    return _save_and_report(stats, out, plot, weights, weights_dir)
 
 
 def write_folder_class_stats(ann_dir: str,
@@ -199,9 +244,11 @@ def write_folder_class_stats(ann_dir: str,
                              class_names: Optional[Sequence[str]] = None,
                              suffix: str = '.png',
                              workers: int = 0,
-                             plot: Optional[str] = None) -> Dict:
+                             plot: Optional[str] = None,
+                             weights: Optional[Sequence[str]] = None,
+                             weights_dir: Optional[str] = None) -> Dict:
     """:func:`write_class_stats` for a folder of label files (see
     :func:`stats_from_folder`) instead of a config."""
     stats = stats_from_folder(ann_dir, num_classes, ignore_index,
                               class_names, suffix, workers)
-    return _save_and_report(stats, out, plot)
+    return _save_and_report(stats, out, plot, weights, weights_dir)

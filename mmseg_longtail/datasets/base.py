@@ -13,6 +13,8 @@ things the long-tail tooling relies on:
   the pipeline's own ``LoadAnnotations``. ``class_stats.py CONFIG`` uses it.
 * a clear error, naming the field, when the image folder is missing or
   empty (mmseg silently builds an empty data set).
+* ``get_cat_ids(idx)`` (the classes in the label map), so mmengine's
+  ``ClassBalancedDataset`` wraps these data sets.
 """
 import copy
 import os.path as osp
@@ -22,8 +24,10 @@ import numpy as np
 from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 
+from .class_sampling import CatIdsMixin
 
-class LongTailSegDataset(BaseSegDataset):
+
+class LongTailSegDataset(CatIdsMixin, BaseSegDataset):
     """BaseSegDataset with unlabelled-id handling and ``get_gt_seg_map``.
 
     Args:

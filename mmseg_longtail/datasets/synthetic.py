@@ -8,6 +8,8 @@ import numpy as np
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
+from .class_sampling import CatIdsMixin
+
 
 def geometric_class_frequencies(num_classes: int,
                                 imbalance_ratio: float) -> np.ndarray:
@@ -24,7 +26,7 @@ def geometric_class_frequencies(num_classes: int,
 
 
 @DATASETS.register_module()
-class SyntheticLongTailDataset(BaseSegDataset):
+class SyntheticLongTailDataset(CatIdsMixin, BaseSegDataset):
     """Deterministic synthetic long-tailed segmentation data, no files.
 
     Each image is a grid of ``cell_size`` x ``cell_size`` blocks; every block

@@ -9,12 +9,21 @@ accumulation (inherited ``process``), the same per-class definitions, plus
 * ``mIoU_head`` / ``mIoU_body`` / ``mIoU_tail``: mean IoU over classes
   grouped by training pixel frequency (Liu et al., CVPR 2019 use the same
   many / medium / few split for long-tailed recognition);
+* per-class precision ``I_c / P_c`` and recall ``I_c / L_c``
+  (``mPrecision``, ``mRecall``), always (they need only the areas);
+* optional, off by default (constructor flags): per-image mIoU and the mean
+  of the worst q% images (``per_image``), expected and static calibration
+  error from the soft-max of the segmentor's ``seg_logits``
+  (``calibration``), and a per-image bootstrap confidence interval of mIoU
+  and tail mIoU (``bootstrap_samples``); definitions in
+  :mod:`mmseg_longtail.evaluation.statistics`;
 * a JSON file with every per-class value, written to the run's work dir.
 
 Per class ``c`` (areas summed over the whole evaluation set, ignore excluded):
 ``IoU_c = I_c / (P_c + L_c - I_c)``, ``Acc_c = I_c / L_c``,
 ``Dice_c = 2 I_c / (P_c + L_c)``; a class absent from both prediction and
 label has ``IoU_c = NaN`` and is left out of every mean (as in mmseg).
+Ignored pixels enter no statistic.
 """
 import datetime
 import json
@@ -33,10 +42,16 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
-from mmseg_longtail.experiments.records import write_metric_record
+from mmseg_longtail.experiments.records import (METRIC_RECORD_VERSION,
+                                                write_metric_record)
 from mmseg_longtail.utils import frequency_groups, load_class_counts
+from .statistics import (bootstrap_interval, calibration_errors,
+                         calibration_histograms, per_image_miou, worst_mean)
 
 GROUP_NAMES = ('head', 'body', 'tail')
+PER_CLASS_KEYS = ('IoU', 'Acc', 'Dice', 'Fscore', 'Precision', 'Recall')
+# summary keys rounded to 4 decimals (the rest: 2, as mmseg)
+FINE_KEYS = ('DiceErr', 'ECE', 'SCE')
 
 
 def _nanmean(values: np.ndarray) -> float:
@@ -68,8 +83,12 @@ class LongTailIoUMetric(IoUMetric):
     Reported keys (percentages rounded to 2 decimals like mmseg, except
     ``DiceErr``): ``aAcc``, ``mIoU``, ``mAcc``, ``mDice``, ``DiceErr``
     (``1 - mean Dice``, fraction) and, when class statistics are given,
-    ``mIoU_head``, ``mIoU_body``, ``mIoU_tail``. ``'mFscore'`` in
-    ``iou_metrics`` adds ``mFscore``, ``mPrecision``, ``mRecall``.
+    ``mIoU_head``, ``mIoU_body``, ``mIoU_tail``; ``mPrecision`` and
+    ``mRecall`` (= ``mAcc``) always. ``'mFscore'`` in ``iou_metrics`` adds
+    ``mFscore``. Optional keys (percent, ``ECE`` / ``SCE`` to 4 decimals):
+    ``mIoU_img``, ``mIoU_img_worst`` (``per_image``); ``ECE``, ``SCE``
+    (``calibration``); ``mIoU_ci_low``, ``mIoU_ci_high`` and, with groups,
+    ``mIoU_tail_ci_low``, ``mIoU_tail_ci_high`` (``bootstrap_samples``).
 
     Args:
         class_stats_file (str, optional): Statistics JSON written by
@@ -92,6 +111,20 @@ class LongTailIoUMetric(IoUMetric):
         save_json (bool): Write the JSON files. Defaults to True.
         iou_metrics (list[str]): Extra mmseg metrics; ``mIoU`` and ``mDice``
             are always computed.
+        per_image (bool): Report the per-image mIoU (mean over images of
+            the IoU over the classes in the image's label or prediction)
+            and the mean of the worst ``worst_q`` % images. Default: False.
+        worst_q (float): Percentage of images, in (0, 100], for
+            ``mIoU_img_worst``. Default: 10.
+        calibration (bool): Report ECE and SCE from the soft-max of each
+            data sample's ``seg_logits`` (mmseg's segmentors set them).
+            Default: False.
+        calibration_bins (int): Equal-width confidence bins. Default: 15.
+        bootstrap_samples (int): Resamples B of the per-image bootstrap
+            interval of mIoU (and tail mIoU); 0 turns it off (default).
+        bootstrap_level (float): Coverage of the interval, in (0, 1).
+            Default: 0.95.
+        bootstrap_seed (int): Seed of the resampling. Default: 0.
         **kwargs: ``ignore_index``, ``nan_to_num``, ``beta``,
             ``collect_device``, ``output_dir``, ``format_only``, ``prefix``
             as in :class:`mmseg.evaluation.IoUMetric`.
@@ -106,6 +139,13 @@ class LongTailIoUMetric(IoUMetric):
                  json_dir: Optional[str] = None,
                  save_json: bool = True,
                  iou_metrics: List[str] = ['mIoU', 'mDice'],
+                 per_image: bool = False,
+                 worst_q: float = 10.0,
+                 calibration: bool = False,
+                 calibration_bins: int = 15,
+                 bootstrap_samples: int = 0,
+                 bootstrap_level: float = 0.95,
+                 bootstrap_seed: int = 0,
                  **kwargs) -> None:
         if isinstance(iou_metrics, str):
             iou_metrics = [iou_metrics]
@@ -149,8 +189,45 @@ class LongTailIoUMetric(IoUMetric):
         self._groups: Optional[Dict[str, List[int]]] = None
         self.json_dir = json_dir
         self.save_json = save_json
+        self.per_image = self._check_flag(per_image, 'per_image')
+        self.worst_q = self._check_number(worst_q, 'worst_q', 0, 100,
+                                          'a percentage in (0, 100]')
+        self.calibration = self._check_flag(calibration, 'calibration')
+        self.calibration_bins = self._check_int(calibration_bins,
+                                                'calibration_bins', 1)
+        self.bootstrap_samples = self._check_int(bootstrap_samples,
+                                                 'bootstrap_samples', 0)
+        self.bootstrap_level = self._check_number(
+            bootstrap_level, 'bootstrap_level', 0, 1, 'in (0, 1)',
+            closed=False)
+        self.bootstrap_seed = self._check_int(bootstrap_seed,
+                                              'bootstrap_seed', 0)
 
     # ------------------------------------------------------------- set-up
+    @staticmethod
+    def _check_flag(value, field: str) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f'{field} must be True or False, got {value!r}')
+        return value
+
+    @staticmethod
+    def _check_int(value, field: str, low: int) -> int:
+        if isinstance(value, bool) or not isinstance(
+                value, (int, np.integer)) or value < low:
+            raise ValueError(f'{field} must be an integer >= {low}, got '
+                             f'{value!r}')
+        return int(value)
+
+    @staticmethod
+    def _check_number(value, field: str, low: float, high: float,
+                      what: str, closed: bool = True) -> float:
+        ok = (not isinstance(value, bool)
+              and isinstance(value, (int, float, np.number))
+              and low < value and (value <= high if closed else value < high))
+        if not ok:
+            raise ValueError(f'{field} must be {what}, got {value!r}')
+        return float(value)
+
     @staticmethod
     def _read_stats_classes(source) -> Optional[List[str]]:
         if not isinstance(source, (str, os.PathLike)):
@@ -227,33 +304,145 @@ class LongTailIoUMetric(IoUMetric):
         return frequency_groups(self.class_counts, self.group_thresholds)
 
     # ------------------------------------------------------------ metrics
+    def check_label_values(self, data_samples: Sequence[dict]) -> None:
+        """Refuse labels outside ``0..C-1`` that are not ``ignore_index``.
+
+        mmseg's ``intersect_and_union`` histograms only ``0..C-1``, so such
+        pixels would vanish from every area and the metric would be wrong
+        without a word. One comparison pass per label on its device.
+        """
+        k = self.num_classes
+        for sample in data_samples:
+            label = sample['gt_sem_seg']['data']
+            bad = ((label >= k) | (label < 0)) & (label != self.ignore_index)
+            if not bad.any():
+                continue
+            values = torch.unique(label[bad]).tolist()
+            shown = ', '.join(str(v) for v in values[:10])
+            more = f' and {len(values) - 10} more' if len(values) > 10 else ''
+            source = sample.get('seg_map_path') or sample.get(
+                'img_path') or 'a label'
+            raise ValueError(
+                f'LongTailIoUMetric: {source}: label values {shown}{more} '
+                f'({int(bad.sum())} pixels) are outside the class ids '
+                f'0..{k - 1} and are not ignore_index={self.ignore_index}; '
+                'mmseg would drop them from the metric silently. Fix the '
+                "labels (or the data set's label_map / reduce_zero_label / "
+                'num_classes, the metric\'s ignore_index).')
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """mmseg's per-image areas, plus with ``calibration`` each image's
+        calibration histograms (a fifth entry of its result)."""
+        if not self.format_only:
+            self.check_label_values(data_samples)
+        start = len(self.results)
+        super().process(data_batch, data_samples)
+        if not self.calibration or self.format_only:
+            return
+        hists = []
+        for sample in data_samples:
+            logits = sample.get('seg_logits')
+            if logits is None:
+                raise ValueError(
+                    'LongTailIoUMetric: calibration=True needs the '
+                    "segmentor's seg_logits in the data samples, which "
+                    'have none; set calibration=False')
+            logits = logits['data']
+            label = sample['gt_sem_seg']['data'].squeeze(0)
+            if logits.shape[1:] != label.shape:
+                raise ValueError(
+                    f'LongTailIoUMetric: seg_logits {tuple(logits.shape)} '
+                    f'and the label {tuple(label.shape)} differ in size')
+            hists.append(calibration_histograms(
+                logits, label, self.ignore_index, self.calibration_bins))
+        self.results[start:] = [
+            tuple(r) + (h, ) for r, h in zip(self.results[start:], hists)
+        ]
+
     def per_class_metrics(self, results: list) -> Dict[str, np.ndarray]:
         """Unrounded per-class fractions and summed areas.
 
         Returns:
-            dict with ``aAcc`` (scalar), ``IoU``, ``Acc``, ``Dice`` (and
-            ``Fscore``, ``Precision``, ``Recall``) of shape (K,), and the
-            areas ``area_intersect``, ``area_union``, ``area_pred``,
+            dict with ``aAcc`` (scalar), ``IoU``, ``Acc``, ``Dice``,
+            ``Precision``, ``Recall`` (and ``Fscore``) of shape (K,), and
+            the areas ``area_intersect``, ``area_union``, ``area_pred``,
             ``area_label``.
         """
         columns = tuple(zip(*results))
-        if len(columns) != 4:
+        if len(columns) not in (4, 5):
             raise ValueError('LongTailIoUMetric: no evaluation results; was '
                              'the data set empty?')
         # float64 sums: per-image float32 counts are exact, but float32
         # totals over a large set are not
-        areas = [torch.stack(c).sum(0, dtype=torch.float64) for c in columns]
+        areas = [torch.stack(c).sum(0, dtype=torch.float64)
+                 for c in columns[:4]]
         out = self.total_area_to_metrics(*areas, self.metrics,
                                          self.nan_to_num, self.beta)
+        inter, _, pred, label = (a.numpy() for a in areas)
+        with np.errstate(invalid='ignore', divide='ignore'):
+            # mmseg's mFscore definitions; undefined (0 / 0) is NaN
+            for key, value in (('Precision', inter / pred),
+                               ('Recall', inter / label)):
+                if key not in out and self.nan_to_num is not None:
+                    value = np.nan_to_num(value, nan=self.nan_to_num)
+                out.setdefault(key, value)
         for name, area in zip(('intersect', 'union', 'pred', 'label'), areas):
             out[f'area_{name}'] = area.numpy()
         return out
+
+    def image_metrics(self, results: list
+                      ) -> Tuple['OrderedDict[str, float]', dict]:
+        """The optional statistics: summary values (percent) and the
+        sections of the JSON record, from the per-image results."""
+        summary, sections = OrderedDict(), {}
+        if not (self.per_image or self.calibration
+                or self.bootstrap_samples):
+            return summary, sections
+        inter = torch.stack([r[0] for r in results]).double().cpu().numpy()
+        union = torch.stack([r[1] for r in results]).double().cpu().numpy()
+        if self.per_image:
+            per_image = per_image_miou(inter, union)
+            finite = per_image[np.isfinite(per_image)]
+            summary['mIoU_img'] = (float(finite.mean()) * 100
+                                   if finite.size else float('nan'))
+            summary['mIoU_img_worst'] = worst_mean(per_image,
+                                                   self.worst_q) * 100
+            sections['per_image'] = dict(worst_q=self.worst_q,
+                                         mIoU=per_image * 100)
+        if self.calibration:
+            hist = torch.stack([r[4] for r in results]).sum(0).numpy()
+            calib = calibration_errors(hist, self.calibration_bins)
+            summary['ECE'] = calib['ECE'] * 100
+            summary['SCE'] = calib['SCE'] * 100
+            sections['calibration'] = dict(
+                bins=self.calibration_bins, ECE=summary['ECE'],
+                SCE=summary['SCE'], reliability=dict(
+                    count=calib['count'],
+                    confidence=calib['confidence'] * 100,
+                    accuracy=calib['accuracy'] * 100))
+        if self.bootstrap_samples:
+            groups = self.groups
+            tail = {'tail': groups['tail']} if groups else None
+            ci = bootstrap_interval(inter, union, self.bootstrap_samples,
+                                    self.bootstrap_level,
+                                    self.bootstrap_seed, tail)
+            for key, name in (('mIoU', 'mIoU'), ('tail', 'mIoU_tail')):
+                if key in ci:
+                    summary[f'{name}_ci_low'] = ci[key][0] * 100
+                    summary[f'{name}_ci_high'] = ci[key][1] * 100
+            sections['bootstrap'] = dict(
+                samples=self.bootstrap_samples, level=self.bootstrap_level,
+                seed=self.bootstrap_seed,
+                mIoU=[v * 100 for v in ci['mIoU']],
+                mIoU_tail=[v * 100 for v in ci['tail']] if 'tail' in ci
+                else None)
+        return summary, sections
 
     def summarize(self, per_class: Dict[str, np.ndarray]
                   ) -> 'OrderedDict[str, float]':
         """Unrounded summary numbers (percent, except ``DiceErr``)."""
         summary = OrderedDict(aAcc=float(per_class['aAcc']) * 100)
-        for key in ('IoU', 'Acc', 'Dice', 'Fscore', 'Precision', 'Recall'):
+        for key in PER_CLASS_KEYS:
             if key in per_class:
                 summary['m' + key] = _nanmean(per_class[key]) * 100
         summary['DiceErr'] = 1.0 - summary['mDice'] / 100
@@ -271,11 +460,13 @@ class LongTailIoUMetric(IoUMetric):
             return OrderedDict()
         per_class = self.per_class_metrics(results)
         summary = self.summarize(per_class)
+        extra, sections = self.image_metrics(results)
+        summary.update(extra)
         self._log_table(per_class, summary, logger)
         if self.save_json:
-            self._write_json(per_class, summary, logger)
+            self._write_json(per_class, summary, logger, sections)
         return OrderedDict(
-            (k, round(v, 4) if k == 'DiceErr' else round(v, 2))
+            (k, round(v, 4) if k in FINE_KEYS else round(v, 2))
             for k, v in summary.items())
 
     # ------------------------------------------------------------ outputs
@@ -292,11 +483,31 @@ class LongTailIoUMetric(IoUMetric):
         if groups is not None:
             table.add_column('group',
                              [member.get(i, '-') for i in range(len(classes))])
-        for key in ('IoU', 'Acc', 'Dice', 'Fscore', 'Precision', 'Recall'):
+        for key in PER_CLASS_KEYS:
             if key in per_class:
                 table.add_column(key, np.round(per_class[key] * 100, 2))
         print_log('per class results:', logger)
         print_log('\n' + table.get_string(), logger=logger)
+        if 'mIoU_img' in summary:
+            print_log(
+                f'per-image mIoU {summary["mIoU_img"]:.2f}, worst '
+                f'{self.worst_q:g}% of the images '
+                f'{summary["mIoU_img_worst"]:.2f}', logger=logger)
+        if 'ECE' in summary:
+            print_log(
+                f'calibration ({self.calibration_bins} bins): ECE '
+                f'{summary["ECE"]:.4f}%, SCE {summary["SCE"]:.4f}%',
+                logger=logger)
+        if 'mIoU_ci_low' in summary:
+            text = ', '.join(
+                f'{name} [{summary[name + "_ci_low"]:.2f}, '
+                f'{summary[name + "_ci_high"]:.2f}]'
+                for name in ('mIoU', 'mIoU_tail')
+                if name + '_ci_low' in summary)
+            print_log(
+                f'{100 * self.bootstrap_level:g}% bootstrap intervals '
+                f'({self.bootstrap_samples} resamples of the images, seed '
+                f'{self.bootstrap_seed}): {text}', logger=logger)
         if groups is None:
             print_log(
                 'LongTailIoUMetric: no class statistics (class_stats_file / '
@@ -333,7 +544,8 @@ class LongTailIoUMetric(IoUMetric):
                 return match.group(1), None
         return None, None
 
-    def _write_json(self, per_class, summary, logger) -> Optional[str]:
+    def _write_json(self, per_class, summary, logger,
+                    sections: Optional[dict] = None) -> Optional[str]:
         work_dir, stamp = self._run_dirs()
         json_dir = self.json_dir
         if json_dir is not None:
@@ -363,6 +575,7 @@ class LongTailIoUMetric(IoUMetric):
             name = f'{stage}_{stamp or now}'
         record = dict(
             metric=type(self).__name__,
+            version=METRIC_RECORD_VERSION,
             stage=stage,
             iter=None if train_iter is None else int(train_iter) + 1,
             epoch=hub.get_info('epoch'),
@@ -374,8 +587,7 @@ class LongTailIoUMetric(IoUMetric):
             summary=summary,
             per_class={
                 k: per_class[k] * 100
-                for k in ('IoU', 'Acc', 'Dice', 'Fscore', 'Precision',
-                          'Recall') if k in per_class
+                for k in PER_CLASS_KEYS if k in per_class
             },
             areas={
                 k[len('area_'):]: per_class[k]
@@ -386,7 +598,8 @@ class LongTailIoUMetric(IoUMetric):
             group_thresholds=list(self.group_thresholds),
             count_type=self.count_type,
             train_counts=self.class_counts,
-            class_stats_file=self.class_stats_file)
+            class_stats_file=self.class_stats_file,
+            **(sections or {}))
         # one owner of the file layout (records.py): the record, plus
         # latest.json and latest_<stage>.json pointing at it, atomically
         path = write_metric_record(json_dir, name, _json_ready(record))

@@ -24,7 +24,7 @@ from .cells import Cell, match, filter_cells, plan_cells, run_name
 from .collect import (format_duration, gather, git_commit,
                       record_from_work_dir)
 from .records import (RecordError, RunRecord, RunStatus, last_checkpoint,
-                      last_checkpoint_iter)
+                      last_checkpoint_iter, pop_stop_reason)
 from .render import GRID_DIR_NAME, data_base_path, render_cell_configs
 from .spec import REPO_ROOT, TOOLS_DIR, Study, StudySource, rel_path
 
@@ -290,8 +290,10 @@ def run_cell(study: Study, run: PlannedRun, opts: LaunchOptions,
         loadavg_start=_loadavg()).write()
     started = time.time()
     log_path = osp.join(work_dir, 'grid_train.log')
+    pop_stop_reason(work_dir)  # a stale one from an earlier attempt
     rc = _stream(cmd, log_path, env, opts.verbose, prefix)
-    reason = '' if rc == 0 else f'tools/train.py exited {rc}'
+    reason = '' if rc == 0 else (pop_stop_reason(work_dir) or
+                                 f'tools/train.py exited {rc}')
     ckpt = last_checkpoint(work_dir)
     if rc == 0 and ckpt is None:
         rc, reason = 1, 'training left no checkpoint to evaluate'

@@ -14,7 +14,7 @@ from .cells import Cell, plan_cells, run_name
 from .collect import Results, format_duration
 from .selection import Reported, mean_std
 from .spec import Study, rel_path
-from .tables import METRIC_FMT, PaperTables, md_table
+from .tables import METRIC_FMT, OPTIONAL_METRICS, PaperTables, md_table
 
 PAGE_METRICS = ('mIoU', 'aAcc', 'mDice', 'mIoU_head', 'mIoU_body',
                 'mIoU_tail')
@@ -28,11 +28,15 @@ def fmt_mean_std(values: Sequence[float], fmt: str = '{:.2f}') -> str:
     return text if std is None else f'{text} ± {fmt.format(std)}'
 
 
-def _best_mean(columns: Sequence[Sequence[float]]) -> Optional[float]:
-    """The largest mean of a column, None when fewer than two distinct
-    means exist (nothing to single out)."""
+def _best_mean(columns: Sequence[Sequence[float]],
+               larger: Optional[bool] = True) -> Optional[float]:
+    """The largest (``larger=False``: smallest) mean of a column, None when
+    fewer than two distinct means exist (nothing to single out) or
+    ``larger`` is None (no better direction)."""
     means = {mean_std(v)[0] for v in columns if v}
-    return max(means) if len(means) > 1 else None
+    if larger is None or len(means) < 2:
+        return None
+    return max(means) if larger else min(means)
 
 
 def _loss_cfg(study: Study, loss: str, tag: str) -> dict:
@@ -137,6 +141,23 @@ def noise_sentences(study: Study, model_title: str,
     return out
 
 
+# a run has converged when the selection mIoU of its last CONVERGED_LAST
+# evaluations spans at most CONVERGED_SPREAD points (issue #13's rule; at
+# least CONVERGED_MIN_EVALS evaluations so that the last ones are late)
+CONVERGED_LAST, CONVERGED_SPREAD, CONVERGED_MIN_EVALS = 3, 1.0, 6
+
+
+def curve_spread(curve: Sequence[dict],
+                 metric: str = 'mIoU') -> Optional[float]:
+    """Max - min of ``metric`` over the last evaluations of a validation
+    curve; None when the curve is too short to judge convergence."""
+    values = [p[metric] for p in curve if p.get(metric) is not None]
+    if len(values) < CONVERGED_MIN_EVALS:
+        return None
+    last = values[-CONVERGED_LAST:]
+    return max(last) - min(last)
+
+
 def _setup_rows(study: Study, d: str,
                 num_images: Optional[int]) -> List[Tuple[str, str]]:
     """(row, text) pairs describing the study, read from its configs."""
@@ -156,7 +177,7 @@ def _setup_rows(study: Study, d: str,
             lo))) for lo in study.losses if study.final_seeds(lo))
     seeds = (f'{", ".join(map(str, study.seeds))} for every loss setting' +
              (f'; the selected setting also: {extra}' if extra else ''))
-    models = '; '.join(f'{m.title}: `{rel_path(m.base)}`'
+    models = '; '.join(f'{m.title}: `{rel_path(m.base)}`, {m.aux_label}'
                        for m in study.models.values())
     scale = (f'images resized to {test_scale[0]}x{test_scale[1]} (w x h); '
              if test_scale else '')
@@ -199,7 +220,8 @@ def _setup_rows(study: Study, d: str,
          'same schedule for every loss'),
         ('seeds', seeds),
         ('losses', '; '.join(losses) + '. On the decode head (counted '
-         'losses get the class statistics); the auxiliary head keeps CE'),
+         'losses get the class statistics); the auxiliary head as under '
+         'models'),
     ]
 
 
@@ -314,18 +336,24 @@ class StudyPage:
                 row.append(text)
             rows.append(row)
         md += ['**mIoU (%), loss x model**', '', md_table(header, rows)]
+        shown_extra = set()
         for m in models:
-            header = ['Loss'] + [METRIC_FMT[k][0] for k in PAGE_METRICS] + [
+            # the metric's optional keys, where some run of the model has them
+            extra = [k for k in OPTIONAL_METRICS
+                     if any(self._values(d, m, lo, k) for lo in losses)]
+            shown_extra.update(extra)
+            keys = list(PAGE_METRICS) + extra
+            header = ['Loss'] + [METRIC_FMT[k][0] for k in keys] + [
                 'seeds']
             col_best = {k: _best_mean([self._values(d, m, lo, k)
-                                       for lo in losses])
-                        for k in PAGE_METRICS}
+                                       for lo in losses], METRIC_FMT[k][2])
+                        for k in keys}
             rows = []
             for lo in losses:
                 row = [self._label(d, m, lo)]
-                for k in PAGE_METRICS:
+                for k in keys:
                     v = self._values(d, m, lo, k)
-                    text = fmt_mean_std(v)
+                    text = fmt_mean_std(v, METRIC_FMT[k][1])
                     if v and mean_std(v)[0] == col_best[k]:
                         text = f'**{text}**'
                     row.append(text)
@@ -333,6 +361,13 @@ class StudyPage:
                 row.append(', '.join(map(str, rep.seeds)) if rep else '')
                 rows.append(row)
             md += [f'**{study.models[m].title}**', '', md_table(header, rows)]
+        if shown_extra:
+            md += ['Further columns from LongTailIoUMetric\'s records where '
+                   'the runs have them (docs/datasets.md): mean precision '
+                   'and recall, per-image mIoU and the mean of the worst '
+                   'q% images, ECE / SCE (%, lower is better), and the '
+                   'bounds of the per-image bootstrap interval of mIoU and '
+                   'tail mIoU (mean over seeds).', '']
         notes = weight_notes(study, counts, classes) + identical_runs(
             study, self.results.finished)
         if notes:
@@ -494,8 +529,12 @@ class StudyPage:
               'of mmengine\'s per-iteration `time` (data loading included). '
               'Load: the machine\'s 1-minute load average at the start / end '
               'of the run (above the core count means other processes '
-              'competed).', '']
-        rows, walls = [], []
+              f'competed). Last {CONVERGED_LAST}: the spread (max - min) of '
+              f'the selection mIoU over the last {CONVERGED_LAST} '
+              'evaluations; a run counts as converged when it is at most '
+              f'{CONVERGED_SPREAD:.1f} point with at least '
+              f'{CONVERGED_MIN_EVALS} evaluations.', '']
+        rows, walls, spreads = [], [], []
         cells = [c for c in self.cells if c.dataset == d]
         missing = [c for c in cells if c not in done]
         for c in cells:
@@ -505,7 +544,7 @@ class StudyPage:
             name = run_name(study, c)
             if r is None:
                 rows.append([name, study.models[c.model].title, label,
-                             str(c.seed), 'not run yet'] + [''] * 6)
+                             str(c.seed), 'not run yet'] + [''] * 7)
                 continue
             load = '/'.join(f'{x[0]:.1f}' if x else '?'
                             for x in (r.loadavg or [None, None]))
@@ -515,16 +554,29 @@ class StudyPage:
                 'running or interrupted'
             sel = r.selection.summary.get('mIoU') if r.selection else None
             rep = r.report.summary.get('mIoU') if r.report else None
+            spread = curve_spread(r.curve or []) if c in done else None
+            if c in done:
+                spreads.append((name, spread))
             rows.append([name, study.models[c.model].title, label,
                          str(c.seed), state, str(r.iters or ''),
                          format_duration(r.wall_s) or '',
                          f'{r.train_s_per_iter:.2f}'
                          if r.train_s_per_iter else '', load,
+                         '' if spread is None else f'{spread:.2f}',
                          '' if sel is None else f'{sel:.2f}',
                          '' if rep is None else f'{rep:.2f}'])
         md += [md_table(['Run', 'Model', 'Loss', 'Seed', 'Status', 'Iters',
-                         'Wall', 'Train s/iter', 'Load', 'Selection mIoU',
+                         'Wall', 'Train s/iter', 'Load',
+                         f'Last {CONVERGED_LAST}', 'Selection mIoU',
                          'Report mIoU'], rows, 5)]
+        if spreads:
+            unconverged = [n for n, x in spreads
+                           if x is None or x > CONVERGED_SPREAD]
+            md += [f'Convergence: {len(spreads) - len(unconverged)} of '
+                   f'{len(spreads)} finished runs converged' + (
+                       '.' if not unconverged else
+                       '; not converged (or too few evaluations): ' +
+                       ', '.join(unconverged) + '.'), '']
         if walls:
             mean = sum(walls) / len(walls)
             md += [f'Finished runs took {format_duration(sum(walls))} in '

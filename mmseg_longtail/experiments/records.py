@@ -29,6 +29,10 @@ STATUS_FILE = 'grid_status.json'
 METRICS_DIR = 'longtail_metrics'
 RECORD_KIND = 'mmseg_longtail.run_record'
 RECORD_VERSION = 1
+# metric records: 1 (no ``version`` field) up to the per-image, calibration
+# and bootstrap sections; 2 may hold them (see write_metric_record). Both
+# are read alike: the added parts are optional.
+METRIC_RECORD_VERSION = 2
 # mmengine's ``last_checkpoint`` names the newest ``iter_<N>.pth``
 _CKPT_ITER = re.compile(r'iter_(\d+)\.pth')
 
@@ -93,6 +97,31 @@ def last_checkpoint(work_dir: str) -> Optional[str]:
     """Path of the newest checkpoint of a run (``last_checkpoint``)."""
     it = last_checkpoint_iter(work_dir)
     return None if it is None else osp.join(work_dir, f'iter_{it}.pth')
+
+
+STOP_REASON_FILE = 'nonfinite.json'
+
+
+def write_stop_reason(work_dir: str, reason: str) -> str:
+    """``<work_dir>/nonfinite.json``: why a run stopped itself (written by
+    ``NonFiniteGuardHook``), for the launcher's failed status."""
+    path = osp.join(work_dir, STOP_REASON_FILE)
+    atomic_write_json(path, dict(reason=reason))
+    return path
+
+
+def pop_stop_reason(work_dir: str) -> Optional[str]:
+    """The reason a run stopped itself, removing the file (a later attempt
+    starts clean); None when it did not."""
+    path = osp.join(work_dir, STOP_REASON_FILE)
+    if not osp.isfile(path):
+        return None
+    try:
+        reason = str(read_json(path, 'stop reason').get('reason'))
+    except (RecordError, AttributeError):
+        reason = f'stopped itself (unreadable {path})'
+    os.remove(path)
+    return reason
 
 
 # -------------------------------------------------------------- run status
@@ -162,7 +191,18 @@ class RunStatus:
 def write_metric_record(json_dir: str, name: str, record: dict) -> str:
     """Write one evaluation's record as ``<json_dir>/<name>.json`` and point
     ``latest.json`` and ``latest_<stage>.json`` at it (copies: readers need
-    no symlinks); returns the record's path."""
+    no symlinks); returns the record's path.
+
+    A record holds ``summary`` (required by the readers), ``per_class``,
+    ``areas`` and the run's context. Version 2 (``version`` field; absent in
+    version 1) adds optional parts, present only when the metric computed
+    them: summary keys ``mPrecision``, ``mRecall``, ``mIoU_img``,
+    ``mIoU_img_worst``, ``ECE``, ``SCE``, ``mIoU[_tail]_ci_low/high``;
+    ``per_class`` ``Precision`` / ``Recall``; sections ``per_image``
+    (``worst_q``, per-image ``mIoU``), ``calibration`` (``bins``, ``ECE``,
+    ``SCE``, ``reliability``) and ``bootstrap`` (``samples``, ``level``,
+    ``seed``, ``mIoU`` and ``mIoU_tail`` intervals).
+    """
     text = json.dumps(record, indent=2) + '\n'
     path = osp.join(json_dir, f'{name}.json')
     stage = record.get('stage') or 'eval'

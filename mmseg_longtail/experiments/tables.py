@@ -16,7 +16,7 @@ import csv
 import io
 import math
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .cells import Cell
 from .collect import Results, format_duration
@@ -32,8 +32,32 @@ METRIC_FMT = {
     'mIoU_head': ('head', '{:.2f}', True),
     'mIoU_body': ('body', '{:.2f}', True),
     'mIoU_tail': ('tail', '{:.2f}', True),
+    # LongTailIoUMetric's optional keys (see OPTIONAL_METRICS)
+    'mPrecision': ('mPrecision', '{:.2f}', True),
+    'mRecall': ('mRecall', '{:.2f}', True),
+    'mIoU_img': ('image mIoU', '{:.2f}', True),
+    'mIoU_img_worst': ('worst-q% image mIoU', '{:.2f}', True),
+    'ECE': ('ECE', '{:.4f}', False),
+    'SCE': ('SCE', '{:.4f}', False),
+    'mIoU_ci_low': ('mIoU CI low', '{:.2f}', None),
+    'mIoU_ci_high': ('mIoU CI high', '{:.2f}', None),
+    'mIoU_tail_ci_low': ('tail CI low', '{:.2f}', None),
+    'mIoU_tail_ci_high': ('tail CI high', '{:.2f}', None),
 }
+# shown only where some record has them (older records have none)
+OPTIONAL_METRICS = ('mPrecision', 'mRecall', 'mIoU_img', 'mIoU_img_worst',
+                    'ECE', 'SCE', 'mIoU_ci_low', 'mIoU_ci_high',
+                    'mIoU_tail_ci_low', 'mIoU_tail_ci_high')
 TABLES = ('table3', 'table4', 'table6', 'groups', 'selection', 'runs')
+
+
+def present_metrics(summaries: Iterable[Optional[dict]],
+                    keys: Sequence[str] = OPTIONAL_METRICS) -> List[str]:
+    """The ``keys`` that at least one summary holds a number for, in the
+    order of ``keys``."""
+    summaries = [s for s in summaries if s]
+    return [k for k in keys
+            if any(s.get(k) is not None for s in summaries)]
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[str]],
@@ -272,15 +296,20 @@ class PaperTables:
         return table
 
     def runs(self) -> Table:
-        metric_cols = ['sel_mIoU', 'mIoU', 'aAcc', 'mDice', 'mIoU_tail']
+        runs = sorted(self.results.all_runs, key=lambda r: r.name)
+        extra = present_metrics(r.report.summary for r in runs if r.report)
+        metric_cols = ['sel_mIoU', 'mIoU', 'aAcc', 'mDice', 'mIoU_tail'
+                       ] + extra
         cols = ['cell', 'status', 'iters'] + metric_cols + ['wall']
         labels = {c: c for c in cols}
         labels.update({'sel_mIoU': 'selection mIoU', 'mIoU': 'report mIoU',
                        'mIoU_tail': 'report tail', 'aAcc': 'report aAcc',
                        'mDice': 'report mDice'})
+        labels.update({k: f'report {METRIC_FMT[k][0]}' for k in extra})
         fmt = {c: ('{:.2f}', None) for c in cols}
+        fmt.update({k: (METRIC_FMT[k][1], None) for k in extra})
         table = Table('runs', 'All runs', 'run', [('', cols)], labels, fmt)
-        for r in sorted(self.results.all_runs, key=lambda r: r.name):
+        for r in runs:
             key = Cell.from_dict(r.cell).key if r.cell else '?'
             sel = r.selection.summary if r.selection else {}
             rep = r.report.summary if r.report else {}

@@ -1,3 +1,3 @@
-from . import backbones, decode_heads, losses  # noqa: F401
+from . import backbones, decode_heads, losses, segmentors  # noqa: F401
 
-__all__ = ['backbones', 'decode_heads', 'losses']
+__all__ = ['backbones', 'decode_heads', 'losses', 'segmentors']

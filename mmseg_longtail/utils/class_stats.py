@@ -14,6 +14,17 @@ the long-tail metric. The JSON holds, in class-id order::
 ``pixel_counts[c]`` is the number of labelled pixels of class ``c``;
 ``image_counts[c]`` the number of images in which class ``c`` occurs.
 Ignored pixels are never counted.
+
+Optional keys, written by the current tool and read only by what needs them
+(older files keep loading; :func:`require_stats_field` names a missing key
+when a consumer needs it):
+
+* ``image_pixel_totals[c]``: labelled pixels of the images that contain
+  class ``c``, summed (the denominator of median-frequency balancing);
+* ``per_image_pixel_counts``: one list of per-class pixel counts per image,
+  in data set order (rare-class sampling, repeat factors);
+* ``image_files``: the label file of each image (its basename is checked
+  against the data set's order), where the labels came from files.
 """
 import json
 import multiprocessing
@@ -64,7 +75,16 @@ def _count_item(args: Tuple[int, int, int]) -> np.ndarray:
     i, num_classes, ignore_index = args
     assert _WORKER_LOADER is not None
     load, describe = _WORKER_LOADER
-    return count_label_map(load(i), num_classes, ignore_index, describe(i))
+    try:
+        label = load(i)
+    except Exception as error:
+        # decoders name no file (PIL: "image file is truncated")
+        source = describe(i)
+        if source in str(error):
+            raise
+        from mmseg_longtail.compat import with_file_name
+        raise with_file_name(error, source) from error
+    return count_label_map(label, num_classes, ignore_index, describe(i))
 
 
 def _progress(iterable: Iterable, total: int, desc: str, enabled: bool):
@@ -81,7 +101,9 @@ def compute_class_stats(labels: Union[Sequence[str], Sequence[np.ndarray],
                         class_names: Optional[Sequence[str]] = None,
                         num_labels: Optional[int] = None,
                         workers: int = 1,
-                        progress: bool = True) -> Dict:
+                        progress: bool = True,
+                        describe: Optional[Callable[[int], str]] = None
+                        ) -> Dict:
     """Count pixels and images per class.
 
     Args:
@@ -92,12 +114,16 @@ def compute_class_stats(labels: Union[Sequence[str], Sequence[np.ndarray],
         ignore_index: label value that is not counted.
         class_names: names in class-id order (default ``class0..``).
         num_labels: number of labels when ``labels`` is a callable.
+        describe: with a callable, ``i -> name`` of label ``i`` in errors
+            (e.g. its file; default ``label <i>``).
         workers: worker processes reading the labels (forked).
         progress: show a progress bar.
 
     Returns:
         dict with keys ``classes``, ``ignore_index``, ``num_images``,
-        ``pixel_counts`` and ``image_counts`` (lists in class-id order).
+        ``pixel_counts``, ``image_counts``, ``image_pixel_totals`` (lists in
+        class-id order) and ``per_image_pixel_counts`` (one list per label,
+        in input order).
     """
     global _WORKER_LOADER
     if num_classes < 1:
@@ -111,9 +137,10 @@ def compute_class_stats(labels: Union[Sequence[str], Sequence[np.ndarray],
         if num_labels is None:
             raise ValueError('num_labels is required with a callable')
         loader, total = labels, int(num_labels)
+        if describe is None:
 
-        def describe(i: int) -> str:
-            return f'label {i}'
+            def describe(i: int) -> str:
+                return f'label {i}'
     else:
         items = list(labels)
         total = len(items)
@@ -131,6 +158,8 @@ def compute_class_stats(labels: Union[Sequence[str], Sequence[np.ndarray],
 
     pixels = np.zeros(num_classes, dtype=np.int64)
     images = np.zeros(num_classes, dtype=np.int64)
+    image_totals = np.zeros(num_classes, dtype=np.int64)
+    rows = []  # per-image counts, in input order
     args = [(i, num_classes, ignore_index) for i in range(total)]
     desc = f'class stats ({workers} worker{"s" if workers > 1 else ""})'
     _WORKER_LOADER = (loader, describe)
@@ -143,16 +172,27 @@ def compute_class_stats(labels: Union[Sequence[str], Sequence[np.ndarray],
         for counts in _progress(per_image, total, desc, progress):
             pixels += counts
             images += counts > 0
+            image_totals += (counts > 0) * counts.sum()
+            rows.append(counts.tolist())
     finally:
         if pool is not None:
             pool.terminate()
         _WORKER_LOADER = None
-    return dict(
+    stats = dict(
         classes=list(class_names),
         ignore_index=int(ignore_index),
         num_images=int(total),
         pixel_counts=pixels.tolist(),
-        image_counts=images.tolist())
+        image_counts=images.tolist(),
+        image_pixel_totals=image_totals.tolist(),
+        per_image_pixel_counts=rows)
+    if not callable(labels) and items and all(
+            isinstance(item, (str, os.PathLike)) for item in items):
+        # relative to the folder holding them all: no machine's paths
+        paths = [osp.abspath(str(item)) for item in items]
+        root = osp.commonpath([osp.dirname(p) for p in paths])
+        stats['image_files'] = [osp.relpath(p, root) for p in paths]
+    return stats
 
 
 def list_label_files(ann_dir: str, suffix: str = '.png') -> List[str]:
@@ -171,18 +211,53 @@ def save_class_stats(stats: Dict, path: str) -> None:
         json.dump(stats, f, indent=2)
 
 
-def load_class_stats(path: str) -> Dict:
-    """Read and check a statistics JSON written by ``class_stats.py``."""
+def load_class_stats(path: str, kinds: Sequence[str] = COUNT_KINDS) -> Dict:
+    """Read and check a statistics JSON written by ``class_stats.py``.
+
+    Args:
+        path: the JSON file.
+        kinds: the count lists the caller reads (``'pixel'``, ``'image'``):
+            each ``<kind>_counts`` must be present. A file with pixel counts
+            only serves ``count_type='pixel'``.
+
+    Raises:
+        FileNotFoundError / ValueError (not JSON, e.g. truncated, or not an
+        object) / KeyError (a needed field missing), naming the file.
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'class statistics file {path!r} not found; write it with '
             '`python tools/analysis_tools/class_stats.py CONFIG --out FILE`')
     with open(path) as f:
-        stats = json.load(f)
-    missing = [k for k in ('pixel_counts', 'image_counts') if k not in stats]
+        try:
+            stats = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f'class statistics file {path!r} is not valid JSON '
+                f'({e.msg} at line {e.lineno}, column {e.colno}: truncated '
+                'or edited?); rewrite it with `python tools/analysis_tools/'
+                'class_stats.py CONFIG --out FILE`') from None
+    if not isinstance(stats, dict):
+        raise ValueError(f'class statistics file {path!r} holds a '
+                         f'{type(stats).__name__}, not the statistics object '
+                         'written by class_stats.py')
+    missing = [f'{k}_counts' for k in kinds if f'{k}_counts' not in stats]
     if missing:
         raise KeyError(f'class statistics file {path!r} lacks {missing}')
     return stats
+
+
+def require_stats_field(stats: Dict, key: str, source: str,
+                        needed_by: str) -> list:
+    """``stats[key]``, or a KeyError naming the missing field, who needs it
+    and how to get it (files written before the field existed lack it)."""
+    if key not in stats:
+        raise KeyError(
+            f'{needed_by} needs the field {key!r}, which the class '
+            f'statistics {source!r} lack (written by an older version); '
+            'rewrite them with `python tools/analysis_tools/class_stats.py '
+            'CONFIG --out FILE`')
+    return stats[key]
 
 
 def load_class_counts(counts: CountsLike,
@@ -208,29 +283,36 @@ def load_class_counts(counts: CountsLike,
     if kind not in COUNT_KINDS:
         raise ValueError(f'{field}: count_type must be one of {COUNT_KINDS}, '
                          f'got {kind!r}')
+    where = field  # named in every error: the field, and the file's key
     if isinstance(counts, (str, os.PathLike)):
         try:
-            stats = load_class_stats(str(counts))
-        except (FileNotFoundError, KeyError) as e:
+            stats = load_class_stats(str(counts), kinds=(kind, ))
+        except (FileNotFoundError, KeyError, ValueError) as e:
             raise type(e)(f'{field}: {e.args[0]}') from None
         values = stats[f'{kind}_counts']
+        where = f'{field} ({str(counts)!r}, field {kind}_counts)'
     else:
         values = counts
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f'{field} must be a list of numbers or a statistics '
-                         f'JSON path, got {type(counts).__name__}') from None
+        raise ValueError(f'{where} must be a list of numbers or a statistics '
+                         f'JSON path, got {type(values).__name__}') from None
     if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f'{field} must be a non-empty 1-D list of counts, '
+        raise ValueError(f'{where} must be a non-empty 1-D list of counts, '
                          f'got shape {arr.shape}')
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f'{field} contains non-finite values')
+        raise ValueError(f'{where} contains non-finite values')
     if (arr < 0).any():
         bad = np.flatnonzero(arr < 0).tolist()
-        raise ValueError(f'{field} has negative counts at class ids {bad}')
+        raise ValueError(f'{where} has negative counts at class ids {bad}')
+    if not arr.any():
+        # clamped to 1 each, all-zero counts would pass as a uniform prior
+        raise ValueError(f'{where} are all zero: no labelled pixel was '
+                         'counted (wrong --ignore-index / --num-classes, or '
+                         'an empty split?)')
     if num_classes is not None and arr.size != num_classes:
-        raise ValueError(f'{field} has {arr.size} counts but num_classes is '
+        raise ValueError(f'{where} has {arr.size} counts but num_classes is '
                          f'{num_classes}')
     return arr
 

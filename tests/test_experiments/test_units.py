@@ -145,6 +145,61 @@ def test_aux_choices_render_and_build(tmp_path):
             want = dict(head.loss_decode, loss_weight=0.3)
             assert dict(auxh.loss_decode) == want
             assert auxh.loss_decode.class_counts == cfg.class_stats_file
+        _train_step(cfg, tmp_path, aux)
+
+
+def _train_step(cfg, tmp_path, aux):
+    """Build the leaf's model (a small UNet) and take one loss step: 'none'
+    has no auxiliary parameters or loss key, 'ce' an ``aux.loss_ce``,
+    'same' the decode head's loss on the auxiliary head too."""
+    import copy
+
+    import numpy as np
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+
+    from mmengine.registry import init_default_scope
+
+    from tests.test_configs.test_grid_configs import write_stats
+    init_default_scope('mmseg')
+    k = cfg.num_classes
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.backbone.base_channels = 4  # the test only needs the wiring
+    model_cfg.decode_head.update(in_channels=4, channels=4)
+    if model_cfg.get('auxiliary_head'):
+        model_cfg.auxiliary_head.update(in_channels=8, channels=4)
+    stats = str(write_stats(tmp_path / 'stats.json', k))
+    for head in (model_cfg.decode_head, model_cfg.get('auxiliary_head')):
+        if head and 'class_counts' in head.loss_decode:
+            head.loss_decode.class_counts = stats
+    model_cfg.data_preprocessor.pop('size', None)
+    model_cfg.data_preprocessor['size_divisor'] = 16
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg)
+    model.train()
+    rng = np.random.default_rng(0)
+    label = torch.from_numpy(rng.integers(0, k, (1, 32, 48)))
+    sample = SegDataSample(gt_sem_seg=PixelData(data=label))
+    sample.set_metainfo(dict(img_shape=(32, 48), ori_shape=(32, 48),
+                             pad_shape=(32, 48)))
+    data = model.data_preprocessor(dict(
+        inputs=[torch.from_numpy(rng.integers(0, 255, (3, 32, 48))).byte()],
+        data_samples=[sample]), training=True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    aux_keys = sorted(n for n in losses if n.startswith('aux.loss'))
+    aux_params = [n for n, _ in model.named_parameters()
+                  if n.startswith('auxiliary_head.')]
+    if aux == 'none':
+        assert aux_keys == [] and aux_params == []
+    else:
+        assert aux_keys == (['aux.loss_ce'] if aux == 'ce' else
+                            ['aux.loss_ldam'])
+        assert aux_params
+    total = sum(v for n, v in losses.items() if 'loss' in n)
+    assert torch.isfinite(total)
+    total.backward()
 
 
 # ---------------------------------------------------------------- carve

@@ -1,18 +1,23 @@
-"""The CamVid study (configs/camvid_study/): the spec, its run order, the
-rendered configs (every loss builds and trains one step on both models),
-the results page from hand-made work dirs, and a smoke run of the
-reproduce command on the real CamVid files."""
+"""The CamVid study (configs/camvid_study/): the spec (one model, every loss
+swept over two settings, selection carved from train, report on val), its
+run order and pending groups, the carve and the rendered configs (every
+setting builds and trains one step), the results page from hand-made run
+records, and a smoke run of the reproduce command on the real CamVid
+files."""
 import json
 import math
+import os.path as osp
 import re
 from pathlib import Path
 
 import pytest
 
-from mmseg_longtail.experiments import (Cell, RunRecord, SpecError,
+from mmseg_longtail.experiments import (Carve, Cell, RunRecord, SpecError,
                                         SplitMetrics, filter_cells,
                                         load_study, plan_cells, run_name)
 from mmseg_longtail.experiments.launch import make_plan
+from mmseg_longtail.experiments.render import data_base_text
+from mmseg_longtail.experiments.spec import REPO_ROOT as SPEC_REPO_ROOT
 from tests.conftest import CAMVID_TRAIN_PIXELS, REPO_ROOT, run_tool
 
 SPEC = 'configs/camvid_study/study_cpu.py'
@@ -21,92 +26,265 @@ CLASSES = ['Sky', 'Building', 'Pole', 'Road', 'Pavement', 'Tree',
 LOSS_TYPES = dict(ce='CrossEntropyLoss', focal='SoftmaxFocalLoss',
                   cb='ClassBalancedLoss', cbfocal='ClassBalancedLoss',
                   bms='BalancedSoftmaxLoss', ldam='LDAMLoss',
-                  blv='BLVLoss', pat='PATLoss',
-                  cb_median='ClassBalancedLoss', ldam_s1='LDAMLoss')
-COUNTED = {'cb', 'cbfocal', 'bms', 'ldam', 'blv', 'cb_median', 'ldam_s1'}
+                  blv='BLVLoss', pat='PATLoss')
+COUNTED = {'cb', 'cbfocal', 'bms', 'ldam', 'blv'}
+# the settings of each loss, in the spec's order (CE has no sweep)
+TAGS = dict(ce=[''], focal=['gamma1', 'gamma2'],
+            cb=['bmed', 'b0.9999-img'], cbfocal=['bmed', 'b0.9999-img'],
+            bms=['tau0p5', 'tau1'], ldam=['s1-drw', 's5-drw'],
+            blv=['sigma2', 'sigma4'], pat=['tau1', 'tau2'])
+# the options each setting sets on its loss base's loss_decode
+DRW = dict(drw_start_iter=1920, drw_beta='median')
+OPTIONS = {
+    ('ce', ''): {},
+    ('focal', 'gamma1'): dict(gamma=1.0),
+    ('focal', 'gamma2'): dict(gamma=2.0),
+    ('cb', 'bmed'): dict(beta='median'),
+    ('cb', 'b0.9999-img'): dict(beta=0.9999, count_type='image'),
+    ('cbfocal', 'bmed'): dict(beta='median'),
+    ('cbfocal', 'b0.9999-img'): dict(beta=0.9999, count_type='image'),
+    ('bms', 'tau0p5'): dict(tau=0.5),
+    ('bms', 'tau1'): dict(tau=1.0),
+    ('ldam', 's1-drw'): dict(DRW, s=1.0),
+    ('ldam', 's5-drw'): dict(DRW, s=5.0),
+    ('blv', 'sigma2'): dict(sigma=2.0),
+    ('blv', 'sigma4'): dict(sigma=4.0),
+    ('pat', 'tau1'): dict(tau=1.0),
+    ('pat', 'tau2'): dict(tau=2.0),
+}
+TITLES = dict(ce='CE', focal='Focal', cb='CB', cbfocal='CBFocal', bms='BMS',
+              ldam='LDAM', blv='BLV', pat='PAT')
+# the name pieces of the CPU study's runs: UNet-c8 without an auxiliary
+# head, batch 8, 2400 iterations, 144x192 crops
+TAIL = '_unet-s5-c8_fcn-noaux_1xb8-2400i_camvid-144x192'
+# CamVid's training sequences (the shared copy: 367 frames); the carve
+# moves sequence 0001TP (62 frames) to the selection split
+SEQUENCE_SIZES = {'0001TP': 62, '0006R0': 101, '0016E5': 204}
+# class statistics of the 305 training frames left after the carve (the
+# shared copy's 367 minus the 62 of 0001TP; checked against the label
+# files in the smoke test)
+CARVED_TRAIN_PIXELS = [8665855, 11717686, 528944, 18075367, 2374600,
+                       4981763, 620109, 669949, 2780392, 333779, 128709]
+CARVED_TRAIN_IMAGES = [304, 303, 304, 305, 287, 257, 289, 160, 298, 258, 154]
 
 
 def study(**kw):
     return load_study(str(REPO_ROOT / SPEC), **kw)
 
 
+def spec_rel(path: str) -> str:
+    """``path`` relative to the repository root of the spec module, which
+    must be this checkout (``samefile``: also through symlinks)."""
+    assert osp.samefile(SPEC_REPO_ROOT, REPO_ROOT)
+    return osp.relpath(path, SPEC_REPO_ROOT)
+
+
 def _stats_file(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dict(
-        classes=CLASSES, ignore_index=255, num_images=367,
-        pixel_counts=CAMVID_TRAIN_PIXELS, image_counts=[300] * 11)))
+        classes=CLASSES, ignore_index=255, num_images=305,
+        pixel_counts=CARVED_TRAIN_PIXELS,
+        image_counts=CARVED_TRAIN_IMAGES)))
     return path
 
 
+def _fake_stems(sequence: str, n: int) -> list:
+    """CamVid-like frame stems of one sequence (``<sequence>_<frame>``)."""
+    frame = 'f{:05d}' if sequence == '0006R0' else '{:06d}'
+    return [f'{sequence}_' + frame.format(930 + 30 * i) for i in range(n)]
+
+
+def _fake_camvid(root: Path) -> dict:
+    """A CamVid layout of empty files with the shared copy's training
+    sequences and sizes (and 5 val frames): what the carve and the data
+    sets read. Returns split -> stems."""
+    stems = dict(train=[s for seq, n in SEQUENCE_SIZES.items()
+                        for s in _fake_stems(seq, n)],
+                 val=_fake_stems('0016E5', 5))
+    for split, names in stems.items():
+        for sub, suffix in (('img_dir', '.jpg'), ('ann_dir', '.png')):
+            folder = root / sub / split
+            folder.mkdir(parents=True, exist_ok=True)
+            for s in names:
+                (folder / (s + suffix)).touch()
+    return stems
+
+
 # ------------------------------------------------------------------ spec
-def C(model, loss, seed):
-    return Cell('camvid', model, loss, '', seed)
+def C(loss, seed, variant='', model='unet'):
+    return Cell('camvid', model, loss, variant, seed)
 
 
 def test_spec_cells_and_order():
     st = study()
+    # one model: UNet-c8 without an auxiliary head
+    assert list(st.models) == ['unet']
+    unet = st.models['unet']
+    assert (unet.title, unet.aux, unet.size_divisor) == ('UNet-c8', 'none',
+                                                         16)
+    assert unet.file_name == 'unet-s5-c8_fcn-noaux'
+    assert spec_rel(unet.base) == osp.join('configs', 'camvid_study',
+                                           'models', 'unet-s5-c8.py')
+    # eight losses, every one but CE swept over two settings
+    assert list(st.losses) == list(TAGS)
+    for lo, loss in st.losses.items():
+        assert [v.tag for v in loss.variants] == TAGS[lo], lo
+        for v in loss.variants:
+            assert v.options_dict == OPTIONS[(lo, v.tag)], (lo, v.tag)
+        assert loss.counted == (lo in COUNTED), lo
+        assert loss.title == TITLES[lo]
+        assert spec_rel(loss.base) == osp.join('configs', '_base_',
+                                               'losses', f'{lo}.py')
+    ldam = st.losses['ldam']
+    assert [ldam.label(v) for v in ldam.variants] == [
+        'LDAM (s=1, DRW)', 'LDAM (s=5, DRW)']
+    cb = st.losses['cb']
+    assert cb.label(cb.variant('b0.9999-img')) == (
+        'CB (beta=0.9999, image counts)')
+    assert st.losses['ce'].label(st.losses['ce'].variants[0]) == 'CE'
+    # seeds: 0 for every setting; the selected setting of every loss also
+    # 1 and 2, CE (one setting, nothing to select) at once
+    assert st.seeds == (0, ) and st.selected_seeds == (1, 2)
+    assert st.extra_seeds == dict(ce=(1, 2)) and st.priority == ('ce', )
+    assert all(st.seeds_of(lo) == (0, 1, 2) for lo in st.losses)
+
     cells, pending = plan_cells(st)
-    assert pending == []
-    # 10 losses (the grid's 8, CB-median, LDAM-s1) x 2 models at seed 0,
-    # plus seed 1 for CE and PAT
-    assert len(cells) == 10 * 2 + 2 * 2
-    assert len(set(cells)) == len(cells)
-    assert {(c.model, c.loss) for c in cells if c.seed == 0} == {
-        (m, lo) for m in ('unet', 'deeplabv3plus') for lo in LOSS_TYPES}
-    assert {(c.model, c.loss) for c in cells if c.seed == 1} == {
-        (m, lo) for m in ('unet', 'deeplabv3plus') for lo in ('ce', 'pat')}
-    # most informative first: CE and PAT on both models, then the other
-    # losses, the second seeds last
-    assert [(c.loss, c.seed) for c in cells[:4]] == [
-        ('ce', 0), ('ce', 0), ('pat', 0), ('pat', 0)]
-    assert {c.model for c in cells[:4]} == {'unet', 'deeplabv3plus'}
-    assert all(c.seed == 0 for c in cells[:20])
-    assert all(c.seed == 1 for c in cells[20:])
-    # selection
-    sel = filter_cells(st, cells, models=['deep*'], losses=['c*'],
-                       seeds=[1])
-    assert sel == [C('deeplabv3plus', 'ce', 1)]
-    with pytest.raises(ValueError, match="'unet3' matches none"):
-        filter_cells(st, cells, models=['unet3'])
-    # paths: relative to the repository root (compared after resolving
-    # symlinks on both sides: ../shared may be one)
+    # the 15 settings at seed 0 (CE first, then the spec's order), then
+    # CE's seeds 1 and 2; the 7 swept losses wait for their sweep
+    sweep = [C(lo, 0, t) for lo in TAGS for t in TAGS[lo]]
+    assert len(sweep) == 15
+    assert cells == sweep + [C('ce', 1), C('ce', 2)]
+    assert len(cells) == 17 == len(set(cells))
+    assert pending == [('camvid', 'unet', lo) for lo in TAGS if lo != 'ce']
+    # once a loss's setting is selected its seeds 1 and 2 are planned too,
+    # after the sweep, seed by seed
+    cells, pending = plan_cells(st, {('camvid', 'unet', 'pat'): 'tau2'})
+    assert cells == sweep + [C('ce', 1), C('pat', 1, 'tau2'), C('ce', 2),
+                             C('pat', 2, 'tau2')]
+    assert ('camvid', 'unet', 'pat') not in pending and len(pending) == 6
+    chosen = {('camvid', 'unet', lo): TAGS[lo][-1] for lo in TAGS
+              if lo != 'ce'}
+    cells, pending = plan_cells(st, chosen)
+    assert pending == [] and len(cells) == 15 + 2 * 8 == 31
+    assert cells[15:] == [C(lo, s, TAGS[lo][-1]) for s in (1, 2)
+                          for lo in TAGS]
+    # selection of cells by globs: a loss key or <loss>:<tag>
+    assert filter_cells(st, cells, losses=['ldam:s5*'], seeds=[0]) == [
+        C('ldam', 0, 's5-drw')]
+    assert filter_cells(st, cells, losses=['c*'], seeds=[2]) == [
+        C('ce', 2), C('cb', 2, 'b0.9999-img'),
+        C('cbfocal', 2, 'b0.9999-img')]
+    assert len(filter_cells(st, cells, losses=['ldam'])) == 4
+    for axis, pattern in (('models', 'deeplab*'), ('losses', 'cb_median'),
+                          ('losses', 'ldam_s1')):
+        with pytest.raises(ValueError, match=rf"{re.escape(repr(pattern))} "
+                           'matches none'):
+            filter_cells(st, cells, **{axis: [pattern]})
+
+    # paths: relative to the repository root. Compared as paths relative to
+    # the root the spec module uses (this checkout, however it was reached),
+    # never a resolved path against an unresolved one: the checkout or
+    # ../shared may be reached through symlinks.
     ds = st.datasets['camvid']
-    assert Path(ds.data_root).resolve() == (
-        REPO_ROOT / '..' / 'shared' / 'data' / 'camvid').resolve()
-    assert ds.class_stats_file == str(
-        REPO_ROOT / 'work_dirs' / 'camvid_study' / 'class_stats' /
-        'camvid.json')
-    assert (ds.selection, ds.report) == ('val', 'val')
-    assert st.schedule_name == '400i'
-    assert run_name(st, cells[0]) == (
-        'ce_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed0')
-    # losses beyond the grid's: their own base, name and title, counted
-    # because the loss class needs counts
-    extra = st.losses['cb_median']
-    assert extra.base == str(REPO_ROOT / 'configs' / '_base_' / 'losses' /
-                             'cb_median.py')
-    assert (extra.title, extra.counted) == ('CB-median', True)
-    ldam = st.losses['ldam_s1']
-    assert ldam.variants[0].options == (('s', 1.0), )
-    assert (ldam.name, ldam.title, ldam.counted) == ('ldam-s1', 'LDAM-s1',
-                                                     True)
-    assert not st.losses['pat'].counted
-    assert run_name(st, C('unet', 'cb_median', 0)) == (
-        'cb-median_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed0')
+    assert spec_rel(ds.data_root) == osp.join('..', 'shared', 'data',
+                                              'camvid')
+    assert spec_rel(ds.class_stats_file) == osp.join(
+        'work_dirs', 'camvid_study', 'class_stats', 'camvid.json')
+    assert spec_rel(ds.base) == osp.join('configs', 'camvid_study',
+                                         'camvid_144x192.py')
+    assert spec_rel(st.results_dir) == osp.join('docs', 'results',
+                                                'camvid_cpu')
+    # the selection split is carved from train by sequence (62 of 367
+    # frames); the report split is val
+    assert (ds.selection, ds.report) == ('carve', 'val')
+    assert ds.carve == Carve(62 / 367, r'^([0-9A-Za-z]+)_', 0)
+    # the schedule: 2400 iterations, 8 evaluations, a checkpoint every 600;
+    # LDAM's DRW over the last 20%
+    from mmengine.config import Config
+    sched = Config.fromfile(st.schedule_base)
+    assert spec_rel(st.schedule_base) == osp.join('configs', 'camvid_study',
+                                                  'schedule_cpu.py')
+    assert st.schedule_name == '2400i'
+    assert (sched.train_cfg.max_iters, sched.train_cfg.val_interval) == (
+        2400, 300)
+    assert sched.default_hooks.checkpoint.interval == 600
+    assert sched.param_scheduler[0].end == 2400
+    assert DRW['drw_start_iter'] == 0.8 * sched.train_cfg.max_iters
+    # names
+    assert run_name(st, C('ce', 0)) == f'ce{TAIL}_seed0'
+    assert run_name(st, C('ldam', 0, 's5-drw')) == f'ldam-s5-drw{TAIL}_seed0'
+    assert run_name(st, C('cb', 2, 'b0.9999-img')) == (
+        f'cb-b0.9999-img{TAIL}_seed2')
+    assert run_name(st, C('bms', 0, 'tau0p5')) == f'bms-tau0p5{TAIL}_seed0'
+    assert run_name(st, C('pat', 1, 'tau2')) == f'pat-tau2{TAIL}_seed1'
+    assert (st.name, st.title) == ('camvid_cpu',
+                                   'CamVid loss study (CPU budget)')
+    assert spec_rel(st.page) == osp.join('docs', 'results', 'camvid.md')
+    assert st.config_dir is None
+
+
+def test_data_base_carves_train_and_reports_on_val():
+    """The study's data base (as rendered for the spec's own data root):
+    train on the carve's training list, validate (select) on its selection
+    list with train's folders, test (report) on val."""
+    st = study()
+    ds = st.datasets['camvid']
+    lists = ('/x/splits/camvid/train.txt', '/x/splits/camvid/selection.txt')
+    text = data_base_text(st, ds, lists)
+    assert f'_base_ = [{ds.base!r}]' in text
+    assert f'data_root = {ds.data_root!r}' in text
+    assert f'class_stats_file = {ds.class_stats_file!r}' in text
+    assert ("train_dataloader = dict(dataset=dict(data_root=data_root, "
+            "ann_file='/x/splits/camvid/train.txt'))") in text
+    assert ("val_dataloader = dict(dataset=dict(data_root=data_root, "
+            "data_prefix=dict(img_path='img_dir/train', "
+            "seg_map_path='ann_dir/train'), "
+            "ann_file='/x/splits/camvid/selection.txt'))") in text
+    assert ("test_dataloader = dict(dataset=dict(data_root=data_root, "
+            "data_prefix=dict(img_path='img_dir/val', "
+            "seg_map_path='ann_dir/val')))") in text
+    for name in ('val_evaluator', 'test_evaluator'):
+        assert f'{name} = dict(class_stats_file=class_stats_file)' in text
 
 
 def test_full_res_variant_uses_grid_bases():
     st = study(full_res=True)
+    default = study()
     grid = load_study(str(REPO_ROOT / 'configs/grid/paper_grid.py'))
+    # both grid models: UNet without an auxiliary head (as in the paper
+    # grid), DeepLabV3+ with mmseg's CE auxiliary head
+    assert list(st.models) == ['unet', 'deeplabv3plus']
     assert st.models['unet'] == grid.models['unet']
     assert st.models['deeplabv3plus'] == grid.models['deeplabv3plus']
+    assert st.models['unet'].aux == 'none'
+    assert st.models['unet'].file_name == 'unet-s5-d16_fcn-noaux'
+    assert st.models['deeplabv3plus'].aux == 'ce'
+    assert st.models['deeplabv3plus'].file_name == 'deeplabv3plus_r50-d8'
     assert st.schedule_name == '30k'
-    assert st.datasets['camvid'].base.endswith(
-        'configs/_base_/datasets/camvid.py')
-    assert st.work_root.endswith('work_dirs/camvid_study_full')
-    assert list(st.losses) == list(study().losses)
-    assert run_name(st, C('deeplabv3plus', 'pat', 1)) == (
-        'pat_deeplabv3plus_r50-d8_1xb4-30k_camvid-360x480_seed1')
+    assert spec_rel(st.datasets['camvid'].base) == osp.join(
+        'configs', '_base_', 'datasets', 'camvid.py')
+    assert st.datasets['camvid'].carve == default.datasets['camvid'].carve
+    assert st.datasets['camvid'].report == 'val'
+    assert spec_rel(st.work_root) == osp.join('work_dirs',
+                                              'camvid_study_full')
+    assert spec_rel(st.results_dir) == osp.join('docs', 'results',
+                                                'camvid_full')
+    assert (st.name, st.variant) == ('camvid_full', 'full_res')
+    # the same losses and settings; LDAM's DRW from iteration 24000 of 30k
+    assert list(st.losses) == list(default.losses)
+    for lo, loss in st.losses.items():
+        assert [v.tag for v in loss.variants] == TAGS[lo]
+        for v in loss.variants:
+            want = dict(OPTIONS[(lo, v.tag)])
+            if lo == 'ldam':
+                want['drw_start_iter'] = 24000
+            assert v.options_dict == want, (lo, v.tag)
+    cells, pending = plan_cells(st)
+    assert len(cells) == 15 * 2 + 2 * 2 and len(pending) == 7 * 2
+    assert run_name(st, C('pat', 1, 'tau2', 'deeplabv3plus')) == (
+        'pat-tau2_deeplabv3plus_r50-d8_1xb4-30k_camvid-360x480_seed1')
+    assert run_name(st, C('ce', 0)) == (
+        'ce_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480_seed0')
 
 
 def test_bad_spec_fails_naming_the_key(tmp_path):
@@ -114,31 +292,55 @@ def test_bad_spec_fails_naming_the_key(tmp_path):
     text = (REPO_ROOT / SPEC).read_text().replace(
         "'../grid/paper_grid.py'", repr(str(REPO_ROOT / 'configs' / 'grid' /
                                             'paper_grid.py')))
+    ldam_opts = "options=dict(drw_start_iter=1920, drw_beta='median'),"
     cases = [
-        ("extra_seeds = dict(ce=[1], pat=[1])",
-         "extra_seeds = dict(ce=[1], xx=[1])", SpecError, 'extra_seeds'),
-        ("name='cb-median',", '', SpecError,
-         r"losses.cb_median needs \['name'\]"),
-        ("options=dict(s=1.0),", "options=dict(s=1.0), scale=1,", SpecError,
-         r"losses.ldam_s1 has unknown fields \['scale'\]"),
-        ('losses/cb_median.py', 'losses/cb_med.py', FileNotFoundError,
-         'losses.cb_median.base'),
-        ("priority = ['ce', 'pat']", "priority = ['ce', 'pta']", SpecError,
+        ("extra_seeds = dict(ce=[1, 2])",
+         "extra_seeds = dict(ce=[1, 2], xx=[1])", SpecError,
+         r"extra_seeds names losses \['xx'\]"),
+        ("selected_seeds = [1, 2]", "selected_seeds = ['one']", SpecError,
+         'selected_seeds must be a list of integers'),
+        ("name='blv',", '', SpecError, r"losses.blv needs \['name'\]"),
+        (ldam_opts, ldam_opts + ' scale=1,', SpecError,
+         r"losses.ldam has unknown fields \['scale'\]"),
+        ("tag='s5-drw', label=", "tag='s5-drw', lbl=", SpecError,
+         r"losses.ldam.sweep\[1\] has unknown fields \['lbl'\]"),
+        ("tag='s5-drw'", "tag='s1-drw'", SpecError,
+         r"losses.ldam.sweep: variants share the tags \['s1-drw'\]"),
+        ("sweep=dict(sigma=[2.0, 4.0])", "sweep=dict(sigma=[])", SpecError,
+         'losses.blv.sweep.sigma: a sweep dict maps an option'),
+        ('losses/pat.py', 'losses/pta.py', FileNotFoundError,
+         'losses.pat.base'),
+        ("aux='none'", "aux='no'", SpecError, 'models.unet.aux: one of'),
+        ("aux='none'", "aux='none', aux_weight=0.2", SpecError,
+         "models.unet.aux_weight is read only with aux='same'"),
+        ("priority = ['ce']", "priority = ['ce', 'pta']", SpecError,
          r"priority names losses \['pta'\]"),
         ("seeds = [0]", "seeds = [0]\nselect_metric = 'mIoUU'", SpecError,
          'select_metric'),
         ("report='val'", "report='train'", SpecError,
          'datasets.camvid.report'),
-        ("selection='val',", "selection=dict(carve=dict(fraction=2, "
-         "group='x')),", SpecError, r'carve.fraction must lie in \(0, 1\)'),
+        ("fraction=62 / 367", "fraction=367 / 62", SpecError,
+         r'carve.fraction must lie in \(0, 1\)'),
+        ("fraction=62 / 367, group=", "fraction=62 / 367, grp=", SpecError,
+         r"datasets.camvid.selection.carve needs \['group'\]"),
+        ("selection=dict(\n", "selection='train' or dict(\n", SpecError,
+         r"datasets.camvid.selection: 'val' or dict\(carve=...\)"),
         ("page = ", "pages = 1\npage = ", SpecError,
          r"unknown keys \['pages'\]"),
     ]
     for old, new, exc, match in cases:
-        assert old in text, old
+        assert text.count(old) == 1, old
         spec.write_text(text.replace(old, new))
         with pytest.raises(exc, match=match):
             load_study(str(spec))
+    # an error in the full_res overrides shows with --full-res only
+    old = 'losses=dict(ldam=dict(options=dict(drw_start_iter=24000))),'
+    assert text.count(old) == 1
+    spec.write_text(text.replace(old, old[:-3] + ', scale=1)),'))
+    assert load_study(str(spec)).name == 'camvid_cpu'
+    with pytest.raises(SpecError,
+                       match=r"losses.ldam has unknown fields \['scale'\]"):
+        load_study(str(spec), full_res=True)
     spec.write_text(text[:text.index('full_res = dict(')])
     assert load_study(str(spec)).name == 'camvid_cpu'
     with pytest.raises(SpecError, match='full_res'):
@@ -146,23 +348,58 @@ def test_bad_spec_fails_naming_the_key(tmp_path):
 
 
 def test_dry_run_plan_writes_nothing(tmp_path):
-    work = tmp_path / 'study'
-    out = run_tool(['tools/grid.py', '--study', SPEC, '--work-root', work,
-                    '--results-dir', tmp_path / 'results', '--losses', 'pat',
-                    '--dry-run']).stdout
-    assert '4 cells selected' in out
+    work, results = tmp_path / 'study', tmp_path / 'results'
+    common = ['--work-root', work, '--results-dir', results, '--dry-run']
+    out = run_tool(['tools/grid.py', '--study', SPEC] + common).stdout
+    assert '17 cells selected' in out
+    assert ('7 (data set, model, loss) groups wait for their sweep before '
+            'their further seeds are planned') in out
     keys = re.findall(r'^\s+\d+ (camvid/\S+)\s+new\s+run', out, re.M)
-    assert keys == ['camvid/unet/pat/seed0', 'camvid/deeplabv3plus/pat/seed0',
-                    'camvid/unet/pat/seed1', 'camvid/deeplabv3plus/pat/seed1']
+    assert keys == [C(lo, 0, t).key for lo in TAGS for t in TAGS[lo]] + [
+        'camvid/unet/ce/seed1', 'camvid/unet/ce/seed2']
+    cmds = [ln for ln in out.splitlines() if 'tools/train.py' in ln]
+    assert len(cmds) == 17 and all('--resume' in c for c in cmds)
+    assert str(work / f'cb-b0.9999-img{TAIL}_seed0') in out
+    assert 'randomness.seed=2' in cmds[-1]
     assert 'class statistics (camvid): ' in out
     assert 'would write it' in out
-    assert str(work / 'pat_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed1') \
-        in out
-    assert not work.exists() and not (tmp_path / 'results').exists()
+    # a swept loss: its two settings at seed 0, its further seeds wait
+    out = run_tool(['tools/grid.py', '--study', SPEC, '--losses', 'pat']
+                   + common).stdout
+    assert '2 cells selected' in out
+    keys = re.findall(r'^\s+\d+ (camvid/\S+)\s+new\s+run', out, re.M)
+    assert keys == ['camvid/unet/pat:tau1/seed0', 'camvid/unet/pat:tau2/seed0']
+    assert ('1 (data set, model, loss) groups wait for their sweep before '
+            'their further seeds are planned: camvid/unet/pat') in out
+    assert str(work / f'pat-tau2{TAIL}_seed0') in out
+    # one setting by its tag
+    out = run_tool(['tools/grid.py', '--study', SPEC, '--losses', 'ldam:s5*']
+                   + common).stdout
+    assert '1 cells selected' in out
+    assert str(work / f'ldam-s5-drw{TAIL}_seed0') in out
+    assert 'camvid/unet/ldam' in out and 'wait for their sweep' in out
+    # CE needs no selection: its three seeds at once, nothing waits
+    out = run_tool(['tools/grid.py', '--study', SPEC, '--losses', 'ce']
+                   + common).stdout
+    assert '3 cells selected' in out
+    keys = re.findall(r'^\s+\d+ (camvid/\S+)\s+new\s+run', out, re.M)
+    assert keys == [f'camvid/unet/ce/seed{s}' for s in (0, 1, 2)]
+    assert 'wait for their sweep' not in out
+    assert not work.exists() and not results.exists()
+    # --full-res: both grid models, the 30k names
     out = run_tool(['tools/grid.py', '--study', SPEC, '--full-res',
-                    '--work-root', work, '--models', 'unet', '--losses',
-                    'ce', '--dry-run']).stdout
-    assert 'ce_unet-s5-d16_fcn_1xb4-30k_camvid-360x480_seed0' in out
+                    '--losses', 'ce,ldam'] + common).stdout
+    assert '10 cells selected' in out
+    keys = re.findall(r'^\s+\d+ (camvid/\S+)\s+new\s+run', out, re.M)
+    assert keys == [C(lo, 0, t, m).key for lo in ('ce', 'ldam')
+                    for t in TAGS[lo] for m in ('unet', 'deeplabv3plus')] + [
+        C('ce', s, '', m).key for s in (1, 2)
+        for m in ('unet', 'deeplabv3plus')]
+    assert '2 (data set, model, loss) groups wait for their sweep' in out
+    assert 'ce_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480_seed0' in out
+    assert ('ldam-s5-drw_deeplabv3plus_r50-d8_1xb4-30k_camvid-360x480_seed0'
+            in out)
+    assert not work.exists() and not results.exists()
     proc = run_tool(['tools/grid.py', '--study', SPEC, '--data-config',
                      'x.py', '--datasets', 'camvid', '--dry-run'],
                     check=False)
@@ -172,73 +409,137 @@ def test_dry_run_plan_writes_nothing(tmp_path):
 # --------------------------------------------------------------- configs
 @pytest.fixture(scope='module')
 def rendered(tmp_path_factory):
-    """The 24 rendered configs of the study (no training), with a stats
-    file holding the shared CamVid counts."""
+    """The 17 rendered configs of the study (no training) on a CamVid
+    layout of empty files with the real training sequences, with a stats
+    file holding the counts of the carved training split."""
     work = tmp_path_factory.mktemp('study')
-    st = study(work_root=str(work), results_dir=str(work / 'results'))
+    data = work / 'camvid'
+    stems = _fake_camvid(data)
+    st = study(work_root=str(work), results_dir=str(work / 'results'),
+               data_root=str(data))
     stats = _stats_file(Path(st.datasets['camvid'].class_stats_file))
-    return work, stats, make_plan(st)
+    return work, stats, make_plan(st), stems
+
+
+def test_carve_by_sequence(rendered):
+    """Rendering the study carves train once: sequence 0001TP (62 frames)
+    is the selection split, the other 305 frames train; the lists go to the
+    results folder."""
+    work, _, _, stems = rendered
+    folder = work / 'results' / 'splits' / 'camvid'
+    train = (folder / 'train.txt').read_text().split()
+    selection = (folder / 'selection.txt').read_text().split()
+    assert len(selection) == 62 and len(train) == 305
+    assert all(s.startswith('0001TP_') for s in selection)
+    assert not any(s.startswith('0001TP_') for s in train)
+    assert not set(train) & set(selection)
+    assert sorted(train + selection) == sorted(stems['train'])
+    assert selection == sorted(_fake_stems('0001TP', 62))
 
 
 def test_rendered_configs(rendered):
     from mmengine.config import Config
-    work, stats, plan = rendered
-    assert len(plan) == 24
+    work, stats, plan, stems = rendered
+    assert len(plan) == 17
+    assert [e.cell for e in plan] == plan_cells(study())[0]
+    data = str(work / 'camvid')
+    splits = work / 'results' / 'splits' / 'camvid'
     schedule = Config.fromfile(REPO_ROOT / 'configs' / 'camvid_study' /
                                'schedule_cpu.py')
     # one config per setting, shared by its seeds (the launcher sets the
     # seed)
     by_setting = {}
     for e in plan:
-        by_setting.setdefault((e.cell.model, e.cell.loss), set()).add(
+        by_setting.setdefault((e.cell.loss, e.cell.variant), set()).add(
             e.config)
+    assert len(by_setting) == 15
     assert all(len(v) == 1 for v in by_setting.values())
     for e in plan:
         cfg = Config.fromfile(e.config)
-        cell = dict(model=e.cell.model, loss=e.cell.loss, seed=e.cell.seed)
-        assert e.work_dir == str(work / e.name)
-        assert e.name.endswith(f'_seed{cell["seed"]}')
+        lo, tag, seed = e.cell.loss, e.cell.variant, e.cell.seed
+        piece = f'{lo}-{tag}' if tag else lo
+        assert e.name == f'{piece}{TAIL}_seed{seed}'
+        assert osp.basename(e.config) == f'{piece}{TAIL}.py'
+        assert e.work_dir == str(work / e.name) and e.state == 'new'
+        # the loss with its setting's options; counted losses get the
+        # statistics
         loss = cfg.model.decode_head.loss_decode
-        assert loss.type == LOSS_TYPES[cell['loss']]
-        if loss.type == 'ClassBalancedLoss':
-            assert loss.beta == ('median' if cell['loss'] == 'cb_median'
-                                 else 0.9999)
-        if loss.type == 'LDAMLoss':
-            assert loss.s == (1.0 if cell['loss'] == 'ldam_s1' else 30.0)
-        assert (loss.get('class_counts') == str(stats)) == (
-            cell['loss'] in COUNTED)
-        assert cfg.model.auxiliary_head.loss_decode.type == 'CrossEntropyLoss'
+        assert loss.type == LOSS_TYPES[lo]
+        for k, v in OPTIONS[(lo, tag)].items():
+            assert loss[k] == v, (e.name, k)
+        if lo == 'ldam':
+            assert (loss.drw_start_iter, loss.drw_beta) == (1920, 'median')
+        if lo in ('cb', 'cbfocal'):
+            assert loss.base == ('ce' if lo == 'cb' else 'focal')
+            assert loss.get('count_type') == (
+                'image' if tag == 'b0.9999-img' else 'pixel')
+        assert (loss.get('class_counts') == str(stats)) == (lo in COUNTED)
+        # no auxiliary head
+        assert cfg.model.get('auxiliary_head') is None, e.name
         assert cfg.model.decode_head.num_classes == 11
+        # train on the carve's training list, select on its selection
+        # list (train's folders), report on val
         for split in ('train', 'val', 'test'):
-            ds = cfg[f'{split}_dataloader'].dataset
-            assert ds.data_root == study().datasets['camvid'].data_root
-        # the shared copy has no test split: test on val
-        assert cfg.test_dataloader.dataset.data_prefix.img_path == \
-            'img_dir/val'
+            assert cfg[f'{split}_dataloader'].dataset.data_root == data
+        train = cfg.train_dataloader.dataset
+        assert train.ann_file == str(splits / 'train.txt')
+        assert train.data_prefix.img_path == 'img_dir/train'
+        val = cfg.val_dataloader.dataset
+        assert val.ann_file == str(splits / 'selection.txt')
+        assert (val.data_prefix.img_path, val.data_prefix.seg_map_path) == (
+            'img_dir/train', 'ann_dir/train')
+        test = cfg.test_dataloader.dataset
+        assert not test.get('ann_file')
+        assert (test.data_prefix.img_path, test.data_prefix.seg_map_path) == (
+            'img_dir/val', 'ann_dir/val')
         assert cfg.val_evaluator.class_stats_file == str(stats)
         assert cfg.test_evaluator.class_stats_file == str(stats)
         assert cfg.crop_size == (144, 192)
         assert cfg.train_dataloader.batch_size == 8
         # the same schedule for every loss
-        assert cfg.train_cfg.max_iters == schedule.train_cfg.max_iters
+        assert cfg.train_cfg == schedule.train_cfg
         assert cfg.optim_wrapper.optimizer == schedule.optimizer
         assert cfg.param_scheduler == schedule.param_scheduler
+        assert cfg.default_hooks.checkpoint.interval == 600
         size = cfg.model.data_preprocessor.size
         assert tuple(size) == (144, 192)  # divisible by 16 (UNet)
         backbone = cfg.model.backbone
-        if cell['model'] == 'unet':
-            assert backbone.type == 'UNet' and backbone.base_channels == 8
-        else:
-            assert backbone.type == 'ResNetV1c' and backbone.depth == 18
-            assert backbone.base_channels == 32
+        assert backbone.type == 'UNet' and backbone.base_channels == 8
     data_base = (work / '_grid' / 'configs' / 'data_camvid.py').read_text()
-    assert 'data_root = ' in data_base and str(stats) in data_base
+    assert f'data_root = {data!r}' in data_base and str(stats) in data_base
+    assert str(splits / 'selection.txt') in data_base
+
+    # the data sets the dataloaders build read those lists
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+
+    import mmseg_longtail  # noqa: F401
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(plan[0].config)
+
+    def files(split):
+        ds_cfg = cfg[f'{split}_dataloader'].dataset
+        ds_cfg.pipeline = []
+        ds = DATASETS.build(ds_cfg)
+        return [osp.relpath(ds.get_data_info(i)['img_path'], data)
+                for i in range(len(ds))]
+
+    train, sel, test = files('train'), files('val'), files('test')
+    assert len(train) == 305 and len(sel) == 62 and len(test) == 5
+    assert sorted(sel) == [osp.join('img_dir', 'train', s + '.jpg')
+                           for s in _fake_stems('0001TP', 62)]
+    assert not set(train) & set(sel)
+    assert all(f.startswith(osp.join('img_dir', 'train', '')) for f in train)
+    assert sorted(test) == [osp.join('img_dir', 'val', s + '.jpg')
+                            for s in stems['val']]
 
 
-def test_every_loss_trains_one_step_on_both_models(rendered):
-    """Each loss of the study builds from its rendered config and takes one
-    optimiser step on a tiny batch, on both models (finite loss, weights
-    change)."""
+def test_every_setting_trains_one_step(rendered):
+    """Each of the 15 settings builds from its rendered config and takes
+    one optimiser step on a tiny batch on the study's model (finite loss,
+    weights change, no auxiliary head), with its options in the built
+    loss."""
+    import numpy as np
     import torch
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
@@ -249,7 +550,7 @@ def test_every_loss_trains_one_step_on_both_models(rendered):
 
     import mmseg_longtail  # noqa: F401
     init_default_scope('mmseg')
-    _, _, plan = rendered
+    _, _, plan, _ = rendered
     torch.manual_seed(0)
     h, w = 32, 48
     inputs = [torch.randint(0, 256, (3, h, w)).float() for _ in range(2)]
@@ -262,15 +563,40 @@ def test_every_loss_trains_one_step_on_both_models(rendered):
         s.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w),
                             pad_shape=(h, w)))
         samples.append(s)
+    median_beta = 1 - 1 / float(np.median(CARVED_TRAIN_PIXELS))
     seen = set()
     for e in plan:
-        cell = dict(model=e.cell.model, loss=e.cell.loss)
-        if (cell['model'], cell['loss']) in seen:
+        setting = (e.cell.loss, e.cell.variant)
+        if setting in seen:
             continue
-        seen.add((cell['model'], cell['loss']))
+        seen.add(setting)
         cfg = Config.fromfile(e.config)
         cfg.model.data_preprocessor.size = (h, w)
         model = MODELS.build(cfg.model)
+        assert not model.with_auxiliary_head, e.name
+        loss = model.decode_head.loss_decode
+        if e.cell.loss in COUNTED:
+            kind = 'image' if e.cell.variant == 'b0.9999-img' else 'pixel'
+            assert loss.class_counts.tolist() == (
+                CARVED_TRAIN_IMAGES if kind == 'image' else
+                CARVED_TRAIN_PIXELS), e.name
+        if e.cell.loss in ('cb', 'cbfocal'):
+            assert loss.beta == pytest.approx(
+                median_beta if e.cell.variant == 'bmed' else 0.9999)
+            # the effective-number weights of the counts (summing to C),
+            # far from uniform with both settings
+            counts = np.asarray(loss.class_counts, float)
+            want = (1 - loss.beta) / (1 - loss.beta**counts)
+            want *= len(want) / want.sum()
+            assert loss.cb_weights.tolist() == pytest.approx(want.tolist(),
+                                                             rel=1e-4)
+            assert want.max() / want.min() > 1.5, e.name
+        if e.cell.loss == 'ldam':
+            assert loss.s == (1.0 if e.cell.variant == 's1-drw' else 5.0)
+            assert loss.drw_beta == pytest.approx(median_beta)
+            assert loss.deferred.start_iter == 1920
+            drw = loss.deferred.weights
+            assert drw.max() / drw.min() > 2  # not uniform
         model.train()
         optim = build_optim_wrapper(model, cfg.optim_wrapper)
         before = [p.detach().clone() for p in model.parameters()]
@@ -278,36 +604,51 @@ def test_every_loss_trains_one_step_on_both_models(rendered):
                                optim)
         key = [k for k in log if k.startswith('decode.loss')]
         assert len(key) == 1, (e.name, list(log))
+        assert not [k for k in log if k.startswith('aux')], (e.name,
+                                                               list(log))
         assert torch.isfinite(log['loss']), e.name
         assert any(not torch.equal(a, b)
                    for a, b in zip(before, model.parameters())), e.name
-    assert len(seen) == 20
+    assert seen == set(OPTIONS)
 
 
 # ------------------------------------------------------------------ page
+def _curve(miou, spread=0.5, n=8):
+    """A validation curve of ``n`` evaluations every 300 iterations, its
+    last three within ``spread`` (n < 6: too short to judge)."""
+    values = [miou - 20 + 3 * i for i in range(n - 3)] + [
+        miou - spread, miou - spread / 2, miou]
+    return [dict(iter=300 * (i + 1), mIoU=v, mIoU_tail=v / 2)
+            for i, v in enumerate(values[-n:])]
+
+
 def _fake_record(results: Path, st, cell, miou, tail, per_class,
-                 wall=300.0):
-    """A committed run record of a finished run."""
+                 wall=300.0, sel=None, curve=None):
+    """A committed run record of a finished run; ``sel``: its selection
+    mIoU when it differs from the report's."""
     summary = dict(mIoU=miou, aAcc=80.0, mAcc=50.0, mDice=miou + 10,
                    DiceErr=1 - (miou + 10) / 100, mIoU_head=70.0,
                    mIoU_body=40.0, mIoU_tail=tail)
+    sel_summary = dict(summary, mIoU=miou if sel is None else sel)
     groups = dict(head=[0, 1, 3, 5], body=[4, 6, 8], tail=[2, 7, 9, 10])
+    loss = st.losses[cell.loss]
     RunRecord(
         study=st.name, name=run_name(st, cell), cell=cell.to_dict(),
-        options={}, iters=400,
-        selection=SplitMetrics('selection', dict(summary), per_class, 400),
+        options=loss.variant(cell.variant).options_dict, iters=2400,
+        selection=SplitMetrics('selection', sel_summary, per_class, 2400),
         report=SplitMetrics('report', dict(summary), per_class, None),
-        classes=CLASSES, groups=groups, train_counts=CAMVID_TRAIN_PIXELS,
-        curve=[dict(iter=200, mIoU=miou / 2), dict(iter=400, mIoU=miou)],
+        classes=CLASSES, groups=groups, train_counts=CARVED_TRAIN_PIXELS,
+        curve=_curve(sel_summary['mIoU']) if curve is None else curve,
         wall_s=wall, train_s_per_iter=0.5,
         loadavg=[[1.0, 1.0, 1.0], [2.5, 1.0, 1.0]]).save(str(results))
 
 
 def _row(md: str, section: str, label: str) -> list:
-    """Cells of the first table row starting with ``label`` after the
-    line ``section``."""
+    """Cells of the first table row starting with ``label`` (the first
+    cells joined by `` | ``) after the line ``section``."""
     text = md[md.index(section):]
     m = re.search(rf'^\| {re.escape(label)} \|(.*)\|$', text, re.M)
+    assert m, (section, label)
     return [c.strip() for c in m.group(1).split('|')]
 
 
@@ -315,19 +656,35 @@ def test_page_from_records(tmp_path):
     results = tmp_path / 'results'
     st = study(results_dir=str(results))
     iou = [float(i) for i in range(11)]
-    _fake_record(results, st, C('unet', 'ce', 0), 40.0, 10.0, iou)
-    _fake_record(results, st, C('unet', 'ce', 1), 42.0, 12.0,
+    # CE: three seeds
+    _fake_record(results, st, C('ce', 0), 40.0, 10.0, iou)
+    _fake_record(results, st, C('ce', 1), 42.0, 12.0,
                  [v + 2 for v in iou], wall=500.0)
-    _fake_record(results, st, C('unet', 'pat', 0), 44.0, 20.0, iou)
-    _fake_record(results, st, C('unet', 'pat', 1), 45.0, 18.0, iou)
-    _fake_record(results, st, C('unet', 'focal', 0), 41.5, 11.0, iou)
-    _fake_record(results, st, C('unet', 'bms', 0), 50.0, 30.0, iou)
-    # CB with near-uniform weights trains as CE: the same numbers
-    _fake_record(results, st, C('unet', 'cb', 0), 40.0, 10.0, iou)
+    _fake_record(results, st, C('ce', 2), 41.0, 11.0, [v + 1 for v in iou])
+    # Focal: both settings; gamma=1 wins on the selection split although
+    # gamma=2 is better on the report split (which never enters the
+    # choice); gamma=2 has not converged
+    _fake_record(results, st, C('focal', 0, 'gamma1'), 41.5, 11.0, iou,
+                 sel=45.0)
+    _fake_record(results, st, C('focal', 0, 'gamma2'), 43.0, 11.0, iou,
+                 sel=44.0, curve=_curve(44.0, spread=3.0))
+    # BMS: both settings, the chosen one (tau=0.5) also with seed 1
+    _fake_record(results, st, C('bms', 0, 'tau0p5'), 50.0, 30.0, iou)
+    _fake_record(results, st, C('bms', 0, 'tau1'), 52.0, 30.0, iou,
+                 sel=48.0)
+    _fake_record(results, st, C('bms', 1, 'tau0p5'), 49.0, 29.0, iou,
+                 sel=47.0)
+    # PAT: one of its two settings so far
+    _fake_record(results, st, C('pat', 0, 'tau1'), 44.0, 20.0, iou)
+    # CB on image counts trains as CE here: the same numbers; its curve is
+    # too short to judge convergence
+    _fake_record(results, st, C('cb', 0, 'b0.9999-img'), 40.0, 10.0, iou,
+                 curve=[dict(iter=1200, mIoU=20.0), dict(iter=2400,
+                                                        mIoU=40.0)])
     # an unfinished and a failed run (work dirs, no records): not results
     root = tmp_path / 'camvid_study'
-    for cell, state in ((C('deeplabv3plus', 'ce', 0), 'running'),
-                        (C('deeplabv3plus', 'pat', 0), 'failed')):
+    for cell, state in ((C('ldam', 0, 's1-drw'), 'running'),
+                        (C('blv', 0, 'sigma2'), 'failed')):
         run = root / run_name(st, cell)
         run.mkdir(parents=True)
         (run / 'grid_status.json').write_text(json.dumps(dict(
@@ -335,81 +692,159 @@ def test_page_from_records(tmp_path):
     page = tmp_path / 'docs' / 'camvid.md'
     out = run_tool(['tools/collect_results.py', '--study', SPEC, root,
                     '--results-dir', results, '--page', page]).stdout
-    assert '7 finished runs' in out
+    assert '10 finished runs' in out
     md = page.read_text()
     assert md.startswith('# CamVid loss study (CPU budget)')
-    assert '7 of 24 runs finished' in md
-    assert 'LDAM-s1: `configs/_base_/losses/ldam.py` with `s=1.0`' in md
-    assert 'the same split as the selection' in md
+    # 17 planned runs, plus seeds 1 and 2 of Focal and BMS, whose sweeps
+    # finished; CB, CBFocal, LDAM, BLV and PAT wait for theirs
+    assert '10 of 21 runs finished' in md
+    assert ('5 groups wait for their sweep before their further seeds are '
+            'planned') in md
     # the reproduce and regenerate commands
     assert f'python tools/grid.py --study {SPEC}' in md
     assert (f'python tools/collect_results.py --study {SPEC} {root} '
             f'--page {page}') in md
-    # loss x model mIoU: mean ± sample std over seeds, the best in bold
-    sd_ce = math.sqrt(((40 - 41) ** 2 + (42 - 41) ** 2) / 1)
-    assert _row(md, '**mIoU (%), loss x model**', 'CE') == [
-        f'41.00 ± {sd_ce:.2f}', '']
-    assert _row(md, '**mIoU (%), loss x model**', 'PAT') == [
-        f'44.50 ± {math.sqrt(0.5):.2f}', '']
-    assert _row(md, '**mIoU (%), loss x model**', 'BMS') == ['**50.00**', '']
-    assert _row(md, '**mIoU (%), loss x model**', 'LDAM') == ['', '']
+    # setup: the carve, the report split, the model, the sweeps, the seeds
+    setup = dict(re.findall(r'^\| ([a-z ]+) \| (.*) \|$',
+                            md[md.index('## Setup'):md.index('## Results')],
+                            re.M))
+    assert setup['selection split'].startswith(
+        'carved from `train`: whole groups (`^([0-9A-Za-z]+)_`), 17% of the '
+        'files (seed 0; lists in ')
+    assert 'not trained on; the variant of each loss with the best mean ' \
+        'mIoU there is reported' in setup['selection split']
+    assert setup['report split'] == '`val`: every number below unless marked'
+    assert 'the same split as the selection' not in md
+    assert setup['models'] == ('UNet-c8: `configs/camvid_study/models/'
+                               'unet-s5-c8.py`, no auxiliary head')
+    assert '2400 iterations' in setup['schedule']
+    assert setup['seeds'] == (
+        '0 for every loss setting; the selected setting also: ' +
+        ', '.join(f'{t} 0, 1, 2' for t in TITLES.values()))
+    assert ('LDAM: `configs/_base_/losses/ldam.py` swept over `s=1, DRW`; '
+            '`s=5, DRW`') in setup['losses']
+    assert ('CB: `configs/_base_/losses/cb.py` swept over `beta=median`; '
+            '`beta=0.9999, image counts`') in setup['losses']
+    assert setup['losses'].startswith('CE: `configs/_base_/losses/ce.py`; ')
+
+    # loss x model mIoU: the selected setting's mean ± sample std over its
+    # seeds on the report split, the best in bold
+    table = '**mIoU (%), loss x model**'
+    assert _row(md, table, 'Loss') == ['UNet-c8']
+    assert _row(md, table, 'CE') == ['41.00 ± 1.00']
+    assert _row(md, table, 'Focal (gamma=1)') == ['41.50']
+    assert _row(md, table, 'BMS (tau=0.5)') == [
+        f'**49.50 ± {math.sqrt(0.5):.2f}**']
+    assert _row(md, table, 'PAT (tau=1)') == ['44.00']
+    assert _row(md, table, 'CB (beta=0.9999, image counts)') == ['40.00']
+    for title in ('CBFocal', 'LDAM', 'BLV'):
+        assert _row(md, table, title) == ['']
+    section = md[md.index(table):md.index('**UNet-c8**')]
+    assert '43.00' not in section and '52.00' not in section
     unet = _row(md, '**UNet-c8**', 'CE')
-    assert unet == [f'41.00 ± {sd_ce:.2f}', '80.00 ± 0.00',
-                    f'51.00 ± {sd_ce:.2f}', '70.00 ± 0.00', '40.00 ± 0.00',
-                    f'11.00 ± {sd_ce:.2f}', '0, 1']
+    assert unet == ['41.00 ± 1.00', '80.00 ± 0.00', '51.00 ± 1.00',
+                    '70.00 ± 0.00', '40.00 ± 0.00', '11.00 ± 1.00',
+                    '0, 1, 2']
+    assert _row(md, '**UNet-c8**', 'BMS (tau=0.5)')[-1] == '0, 1'
     # the class-balanced weights, computed from the counts of the records
     # (no statistics file here), and the identical pair
-    assert ('CB: beta = 0.9999 on pixel counts gives class weights with '
-            'max/min ratio 1.000000: uniform but for rounding, so the loss '
-            'is its unweighted base (CE).') in md
-    assert '(Focal).' in md  # CBFocal
-    n = sorted(CAMVID_TRAIN_PIXELS)
+    n = sorted(CARVED_TRAIN_PIXELS)
     beta = 1 - 1 / n[len(n) // 2]
-    w = [(1 - beta) / (1 - beta**c) for c in CAMVID_TRAIN_PIXELS]
-    m = re.search(r'CB-median: beta = ([0-9.]+) on pixel counts gives class '
-                  r'weights with max/min ratio ([0-9.]+) \((.*?)\)\.', md)
-    assert float(m.group(1)) == pytest.approx(beta, abs=1e-10)
-    assert float(m.group(2)) == pytest.approx(max(w) / min(w), rel=1e-2)
-    assert m.group(3).startswith('Sky ') and 'Bicyclist ' in m.group(3)
-    assert ('CB and CE gave identical metrics in the one paired run (same '
-            'model and seed).') in md
-    assert 'Focal and CE gave identical' not in md
-    # the failed DeepLab PAT run is not a result
-    assert _row(md, '**DLV3+ R18-w32**', 'PAT')[0] == ''
-    # seed noise: pooled std over CE and PAT, sqrt(2) sigma as the noise
-    pooled = math.sqrt((sd_ce ** 2 + 0.5) / 2)
+    w = [(1 - beta) / (1 - beta**c) for c in CARVED_TRAIN_PIXELS]
+    for label in ('CB (beta=median)', 'CBFocal (beta=median)'):
+        m = re.search(re.escape(label) + r': beta = ([0-9.]+) on pixel '
+                      r'counts gives class weights with max/min ratio '
+                      r'([0-9.]+) \((.*?)\)\.', md)
+        assert m, label
+        assert float(m.group(1)) == pytest.approx(beta, abs=1e-10)
+        assert float(m.group(2)) == pytest.approx(max(w) / min(w),
+                                                  rel=1e-2)
+        assert m.group(3).startswith('Sky ') and 'Bicyclist ' in m.group(3)
+    assert 'uniform but for rounding' not in md
+    assert ('CB (beta=0.9999, image counts) and CE gave identical metrics '
+            'in the one paired run (same model and seed).') in md
+    assert 'Focal (gamma=1) and CE gave identical' not in md
+
+    # selection: each setting's mean selection mIoU over the sweep seed,
+    # the chosen one in bold, provisional while the sweep is unfinished
+    sel = '## Selection'
+    assert _row(md, sel, 'Loss | Setting') == ['UNet-c8']
+    assert _row(md, sel, 'Focal | gamma=1') == ['**45.00**']
+    assert _row(md, sel, 'Focal | gamma=2') == ['44.00']
+    # seed 1 of the chosen setting is not a sweep run: not in the choice
+    assert _row(md, sel, 'BMS | tau=0.5') == ['**50.00**']
+    assert _row(md, sel, 'BMS | tau=1') == ['48.00']
+    assert _row(md, sel, 'PAT | tau=1') == ['**44.00** (so far)']
+    assert _row(md, sel, 'PAT | tau=2') == ['']
+    assert _row(md, sel, 'CB | beta=0.9999, image counts') == [
+        '**40.00** (so far)']
+    assert _row(md, sel, 'CB | beta=median') == ['']
+    assert _row(md, sel, 'LDAM | s=5, DRW') == ['']
+    # CE has one setting: nothing to select
+    assert '| CE |' not in md[md.index(sel):md.index('## Seed spread')]
+    # seed noise: pooled std over CE (1.00) and BMS (0.71), sqrt(2) sigma
+    # as the noise
+    spread = '## Seed spread'
+    assert _row(md, spread, 'UNet-c8 | CE') == [
+        '0: 40.00, 1: 42.00, 2: 41.00', '41.00 ± 1.00', '11.00 ± 1.00']
+    assert _row(md, spread, 'UNet-c8 | BMS (tau=0.5)')[0] == (
+        '0: 50.00, 1: 49.00, 2: not run yet')
+    assert _row(md, spread, 'UNet-c8 | Focal (gamma=1)')[0] == (
+        '0: 41.50, 1: not run yet, 2: not run yet')
+    pooled = math.sqrt((1.0 + 0.5) / 2)
     noise = math.sqrt(2) * pooled
     assert f'σ = {pooled:.2f}' in md and f'√2σ = {noise:.2f}' in md
-    # Focal is 0.5 from CE (< noise), BMS 9 (> noise), PAT 3.5 (> 1.58)
-    assert re.search(r'smaller than the seed noise[^.]*Focal \(\+0\.50\)',
-                     md)
+    # Focal is +0.5 and CB -1 from CE (< 1.22), BMS +8.5 and PAT +3 (>)
+    small = re.search(r'smaller than the seed noise \(not evidence either '
+                      r'way\): (.*?)\.(?:\s|$)', md).group(1)
+    assert small == ('Focal (gamma=1) (+0.50), CB (beta=0.9999, image '
+                     'counts) (-1.00)')
     large = re.search(r'Larger than the seed noise: (.*?)\.(?:\s|$)', md)
-    assert 'BMS (+9.00)' in large.group(1)
-    assert 'PAT (+3.50)' in large.group(1)
-    assert 'Focal' not in large.group(1)
+    assert large.group(1) == 'BMS (tau=0.5) (+8.50), PAT (tau=1) (+3.00)'
     # per-class table: classes from frequent to rare, seed means
     header = re.search(r'^\| Loss \| (Road.*)\|$', md, re.M).group(1)
-    assert header.split(' | ')[0].startswith('Road (H, 33.0%')
+    share = 100 * CARVED_TRAIN_PIXELS[3] / sum(CARVED_TRAIN_PIXELS)
+    assert header.split(' | ')[0] == f'Road (H, {share:.1f}%)'
     assert header.strip().split(' | ')[-1].startswith('Bicyclist (T')
     ce_cls = _row(md, '## Per-class IoU', 'CE')
-    # Road is class 3: mean of 3 and 5
+    # Road is class 3: mean of 3, 5 and 4
     assert ce_cls[0] == '4.00' and ce_cls[-1] == '11.00'
-    for m in ('unet', 'deeplabv3plus'):
-        png = page.parent / f'camvid_class_iou_{m}.png'
-        assert (png.is_file() and png.read_bytes()[:4] == b'\x89PNG') == (
-            m == 'unet')
+    assert sorted(p.name for p in page.parent.glob('camvid_class_iou_*')) \
+        == ['camvid_class_iou_unet.png']
+    assert (page.parent / 'camvid_class_iou_unet.png').read_bytes()[:4] == \
+        b'\x89PNG'
     assert '](camvid_class_iou_unet.png)' in md
     # curves: CE and the best loss (BMS)
     assert (page.parent / 'camvid_curves_unet.png').is_file()
-    # runs: wall time, not-run-yet rows, the running one
+    assert '](camvid_curves_unet.png)' in md
+
+    # runs: wall time, convergence (Last 3), not-run-yet rows, the running
+    # and the failed one
     runs = md[md.index('## Runs'):]
-    assert runs.count('not run yet') == 24 - 9
-    assert re.search(r'\| ce_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed1 '
-                     r'\| UNet-c8 \| CE \| 1 \| done \| 400 \| 8:20 \|', runs)
-    assert 'running or interrupted' in runs
-    # 6 runs of 300 s and one of 500 s; 17 left at the mean, 328.6 s
-    assert ('Finished runs took 38:20 in all, 5:29 on average (min 5:00, '
-            'max 8:20); the 17 remaining runs would take about 1:33:06') \
+    assert ('| Run | Model | Loss | Seed | Status | Iters | Wall | '
+            'Train s/iter | Load | Last 3 | Selection mIoU | Report mIoU |'
+            ) in runs
+    assert runs.count('not run yet') == 21 - 10 - 2
+    assert (f'| ce{TAIL}_seed1 | UNet-c8 | CE | 1 | done | 2400 | 8:20 | '
+            '0.50 | 1.0/2.5 | 0.50 | 42.00 | 42.00 |') in runs
+    assert (f'| focal-gamma2{TAIL}_seed0 | UNet-c8 | Focal (gamma=2) | 0 | '
+            'done | 2400 | 5:00 | 0.50 | 1.0/2.5 | 3.00 | 44.00 | 43.00 |'
+            ) in runs
+    assert (f'| cb-b0.9999-img{TAIL}_seed0 | UNet-c8 | CB (beta=0.9999, '
+            'image counts) | 0 | done | 2400 | 5:00 | 0.50 | 1.0/2.5 |  | '
+            '40.00 | 40.00 |') in runs
+    assert (f'| focal-gamma1{TAIL}_seed2 | UNet-c8 | Focal (gamma=1) | 2 | '
+            'not run yet |' + '  |' * 7) in runs
+    assert re.search(rf'\| ldam-s1-drw{TAIL}_seed0 \| UNet-c8 \| LDAM '
+                     r'\(s=1, DRW\) \| 0 \| running or interrupted \|', runs)
+    assert re.search(rf'\| blv-sigma2{TAIL}_seed0 \| UNet-c8 \| BLV '
+                     r'\(sigma=2\) \| 0 \| failed \|', runs)
+    assert ('Convergence: 8 of 10 finished runs converged; not converged '
+            f'(or too few evaluations): focal-gamma2{TAIL}_seed0, '
+            f'cb-b0.9999-img{TAIL}_seed0.') in runs
+    # 9 runs of 300 s and one of 500 s; 11 left at the mean, 320 s
+    assert ('Finished runs took 53:20 in all, 5:20 on average (min 5:00, '
+            'max 8:20); the 11 remaining runs would take about 58:40') \
         in runs
 
 
@@ -418,47 +853,97 @@ def test_page_without_any_run(tmp_path):
     run_tool(['tools/collect_results.py', '--study', SPEC, '--results-dir',
               tmp_path / 'none', '--page', page])
     md = page.read_text()
-    assert '0 of 24 runs finished' in md
-    assert md[md.index('## Runs'):].count('not run yet') == 24
+    assert '0 of 17 runs finished' in md
+    assert '7 groups wait for their sweep' in md
+    runs = md[md.index('## Runs'):]
+    assert runs.count('not run yet') == 17
+    assert f'| pat-tau2{TAIL}_seed0 | UNet-c8 | PAT (tau=2) | 0 |' in runs
+    assert 'Convergence:' not in md and 'Finished runs took' not in md
     assert 'seed noise is unknown' in md
+    # the selection table lists every setting, none scored yet
+    assert _row(md, '## Selection', 'LDAM | s=5, DRW') == ['']
+    assert _row(md, '## Selection', 'PAT | tau=2') == ['']
+    assert _row(md, '**mIoU (%), loss x model**', 'BMS') == ['']
 
 
 # ------------------------------------------------------------------ smoke
+def _label_counts(files) -> list:
+    """Pixels per class (ids 0..10) of CamVid label files."""
+    import numpy as np
+    from PIL import Image
+    total = np.zeros(256, np.int64)
+    for f in files:
+        total += np.bincount(np.asarray(Image.open(f)).ravel(),
+                             minlength=256)
+    return total[:11].tolist()
+
+
 def test_reproduce_command_smoke(tmp_path, camvid_root):
     """The study's command with a tiny schedule on the real files: the
-    statistics are written first, a counted loss trains, validates, is
-    tested on the report split and recorded, and the page is generated
-    from the record."""
+    selection split is carved (sequence 0001TP), the statistics are
+    counted on the other 305 frames, an LDAM setting (counted, DRW switched
+    on after its first iteration here) trains, validates on the selection
+    split, is tested on the report split and recorded, and the page is
+    generated from the record."""
     root = tmp_path / 'study'
     results = tmp_path / 'results'
     tiny = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
             'default_hooks.checkpoint.interval=2',
             'train_dataloader.batch_size=2',
+            'model.decode_head.loss_decode.drw_start_iter=1',
             'val_dataloader.dataset.indices=3',
             'test_dataloader.dataset.indices=3']
     out = run_tool(['tools/grid.py', '--study', SPEC, '--data-root',
                     camvid_root, '--work-root', root, '--results-dir',
-                    results, '--models', 'unet', '--losses', 'bms',
-                    '--seeds', '0', '--cfg-options'] + tiny,
-                   timeout=300).stdout
+                    results, '--losses', 'ldam:s5*', '--seeds', '0',
+                    '--cfg-options'] + tiny, timeout=300).stdout
+    assert 'carved camvid: 305 training and 62 selection files' in out
     assert 'class statistics (camvid): writing' in out
+    # the carve: whole sequence 0001TP, disjoint from training
+    folder = results / 'splits' / 'camvid'
+    train = (folder / 'train.txt').read_text().split()
+    selection = (folder / 'selection.txt').read_text().split()
+    real = sorted(p.stem for p in (camvid_root / 'img_dir' /
+                                   'train').glob('*.jpg'))
+    assert sorted(selection) == [s for s in real if s.startswith('0001TP_')]
+    assert len(selection) == 62 and len(train) == 305
+    assert not set(train) & set(selection)
+    assert sorted(train + selection) == real
+    # statistics of the training frames only: all of train minus 0001TP
     stats = json.loads((root / 'class_stats' / 'camvid.json').read_text())
-    assert stats['pixel_counts'] == CAMVID_TRAIN_PIXELS
-    name = 'bms_unet-s5-c8_fcn_1xb8-400i_camvid-144x192_seed0'
+    held_out = _label_counts(camvid_root / 'ann_dir' / 'train' / f'{s}.png'
+                             for s in selection)
+    assert stats['num_images'] == 305
+    assert stats['pixel_counts'] == CARVED_TRAIN_PIXELS == [
+        a - b for a, b in zip(CAMVID_TRAIN_PIXELS, held_out)]
+    assert stats['image_counts'] == CARVED_TRAIN_IMAGES
+    name = f'ldam-s5-drw{TAIL}_seed0'
     status = json.loads((root / name / 'grid_status.json').read_text())
     assert status['state'] == 'done' and status['cell']['seed'] == 0
+    assert status['cell']['variant'] == 's5-drw'
     assert len(status['loadavg_start']) == 3
     record = json.loads((results / 'runs' / f'{name}.json').read_text())
     assert record['iters'] == 2 and record['study'] == 'camvid_cpu'
-    assert record['train_counts'] == CAMVID_TRAIN_PIXELS
+    assert record['options'] == dict(DRW, s=5.0)
+    assert record['train_counts'] == CARVED_TRAIN_PIXELS
     assert record['selection']['iter'] == 2
     assert record['report'] is not None
+    # the selection (0001TP) and the report (val) are other images
+    assert record['selection']['per_class_iou'] != \
+        record['report']['per_class_iou']
     page = tmp_path / 'camvid.md'
     run_tool(['tools/collect_results.py', '--study', SPEC, '--results-dir',
               results, '--page', page])
     md = page.read_text()
-    assert '1 of 24 runs finished' in md
+    assert '1 of 17 runs finished' in md
     assert ('--cfg-options ' + ' '.join(tiny)) in md
-    assert f'{record["report"]["summary"]["mIoU"]:.2f}' in _row(
-        md, '**mIoU (%), loss x model**', 'BMS')[0]
+    rep = f'{record["report"]["summary"]["mIoU"]:.2f}'
+    assert rep in _row(md, '**mIoU (%), loss x model**',
+                       'LDAM (s=5, DRW)')[0]
+    sel = f'{record["selection"]["summary"]["mIoU"]:.2f}'
+    assert _row(md, '## Selection', 'LDAM | s=5, DRW') == [
+        f'**{sel}** (so far)']
+    # one evaluation: too few to judge convergence
+    assert (f'Convergence: 0 of 1 finished runs converged; not converged '
+            f'(or too few evaluations): {name}.') in md
     assert (tmp_path / 'camvid_class_iou_unet.png').is_file()

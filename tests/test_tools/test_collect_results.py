@@ -38,7 +38,7 @@ def _metric_json(run: Path, stage: str, iou, dice, acc=90.0,
 def work_root(tmp_path):
     root = tmp_path / 'grid'
     # 1) a grid run: status, selection (val) and report (test) records
-    ce = root / 'ce_unet-s5-d16_fcn_1xb4-30k_camvid-360x480_seed0'
+    ce = root / 'ce_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480_seed0'
     ce.mkdir(parents=True)
     (ce / 'grid_status.json').write_text(json.dumps(dict(
         cell=dict(dataset='camvid', model='unet', loss='ce', variant='',
@@ -51,7 +51,7 @@ def work_root(tmp_path):
     #    (PAT's base setting is the variant tau=2), metrics from scalars,
     #    wall time from the log's timestamps (two logs: a resumed run); it
     #    has no report-split evaluation
-    pat = root / 'pat_unet-s5-d16_fcn_1xb4-30k_camvid-360x480'
+    pat = root / 'pat_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480'
     for stamp, (t0, t1) in {'20240101_000000': ('10:00:00', '10:01:40'),
                             '20240101_020000': ('12:00:00', '12:00:20')
                             }.items():
@@ -66,7 +66,7 @@ def work_root(tmp_path):
     (pat / '20240101_000000' / 'vis_data' / 'scalars.json').write_text(
         '\n'.join(json.dumps(x) for x in lines) + '\n{"trunc')
     # 3) a grid run of PAT tau=5 with both splits
-    pat5 = root / 'pat-tau5_unet-s5-d16_fcn_1xb4-30k_camvid-360x480_seed0'
+    pat5 = root / 'pat-tau5_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480_seed0'
     pat5.mkdir()
     (pat5 / 'grid_status.json').write_text(json.dumps(dict(
         cell=dict(dataset='camvid', model='unet', loss='pat',
@@ -78,7 +78,7 @@ def work_root(tmp_path):
     for name, model, state in (
             ('ce_deeplabv3_r50-d8_1xb4-30k_camvid-360x480_seed0',
              'deeplabv3', 'failed'),
-            ('ce_attunet_unet-s5-d16_1xb4-30k_camvid-360x480_seed0',
+            ('ce_attunet_unet-s5-d16-noaux_1xb4-30k_camvid-360x480_seed0',
              'attunet', 'running')):
         run = root / name
         run.mkdir()
@@ -147,12 +147,12 @@ def test_tables_report_split_selected_variant_and_blanks(work_root,
 
     rows = list(csv.reader(io.StringIO(tables.runs().to_csv())))
     by_name = {r[0]: dict(zip(rows[0], r)) for r in rows[1:]}
-    ce = by_name['ce_unet-s5-d16_fcn_1xb4-30k_camvid-360x480_seed0']
+    ce = by_name['ce_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480_seed0']
     assert ce['wall'] == '1:02:05' and ce['iters'] == '30000'
     assert ce['report mIoU'] == '15.00' and ce['selection mIoU'] == '99.00'
     assert by_name['ce_deeplabv3_r50-d8_1xb4-30k_camvid-360x480_seed0'][
         'status'] == 'failed'
-    assert by_name['ce_attunet_unet-s5-d16_1xb4-30k_camvid-360x480_seed0'][
+    assert by_name['ce_attunet_unet-s5-d16-noaux_1xb4-30k_camvid-360x480_seed0'][
         'report mIoU'] == ''
 
 
@@ -160,7 +160,7 @@ def test_selection_with_reports_and_latex(work_root, tmp_path):
     root, _ = work_root
     # give the PAT leaf run a worse selection score: tau=5 is chosen and
     # reported with its test numbers
-    pat = root / 'pat_unet-s5-d16_fcn_1xb4-30k_camvid-360x480'
+    pat = root / 'pat_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480'
     scalars = pat / '20240101_000000' / 'vis_data' / 'scalars.json'
     scalars.write_text(scalars.read_text().replace('35.25', '20.0'))
     tables = PaperTables(_results(root, tmp_path))
@@ -177,7 +177,8 @@ def test_selection_with_reports_and_latex(work_root, tmp_path):
     assert r'CE & 15.00 & 90.00 & 0.7500 \\' in tex
     assert r'Focal &  &  &  \\' in tex
     runs_tex = tables.runs().to_latex()
-    assert r'ce\_unet-s5-d16\_fcn\_1xb4-30k\_camvid-360x480\_seed0' in runs_tex
+    assert (r"ce\_unet-s5-d16\_fcn-noaux\_1xb4-30k\_camvid-360x480\_seed0"
+            in runs_tex)
 
     out = tmp_path / 'tables'
     printed = run_tool(['tools/collect_results.py', root, '--results-dir',
@@ -195,7 +196,7 @@ def test_bad_inputs_fail_naming_the_file(work_root, tmp_path):
                     check=False)
     assert proc.returncode != 0 and 'does not exist' in proc.stdout
     # a truncated metric record: that work dir is named, the rest is read
-    bad = root / 'pat-tau5_unet-s5-d16_fcn_1xb4-30k_camvid-360x480_seed0'
+    bad = root / 'pat-tau5_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480_seed0'
     (bad / 'longtail_metrics' / 'latest_test.json').write_text('{"summ')
     res = _results(root, tmp_path)
     assert len(res.problems) == 1 and 'latest_test.json' in res.problems[0]

@@ -68,7 +68,8 @@ def test_stats_and_errors(tmp_path):
         plot_runs([str(tmp_path / 'r1')], names=['a', 'b'])
     with pytest.raises(FileNotFoundError, match='latest.json'):
         plot_runs([str(tmp_path / 'missing')])
-    with pytest.raises(ValueError, match='--stats has 5 counts'):
+    with pytest.raises(ValueError, match=r"--stats \(.*stats\.json', field "
+                       r'pixel_counts\) has 5 counts but num_classes is 4'):
         stats.write_text(json.dumps(dict(pixel_counts=[1] * 5,
                                          image_counts=[1] * 5)))
         plot_runs([str(tmp_path / 'r1')], stats=str(stats))

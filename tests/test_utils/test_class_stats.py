@@ -70,10 +70,13 @@ def test_load_class_counts_errors(counts, num_classes, kind, match):
 
 
 def test_load_class_counts_file_missing_key(tmp_path):
+    """Only the count list that is read must be there: a pixel-only file
+    serves count_type='pixel'."""
     path = tmp_path / 's.json'
     path.write_text(json.dumps(dict(pixel_counts=[1, 2])))
+    np.testing.assert_array_equal(load_class_counts(str(path), 2), [1, 2])
     with pytest.raises(KeyError, match='image_counts'):
-        load_class_counts(str(path), 2)
+        load_class_counts(str(path), 2, kind='image')
 
 
 def test_class_prior_clamps_zero():

@@ -6,8 +6,13 @@ Two sources:
   * a folder of label PNGs with ``--num-classes`` and ``--ignore-index``.
 
 The JSON (keys ``classes``, ``ignore_index``, ``num_images``,
-``pixel_counts``, ``image_counts``) feeds the losses' ``class_counts``, CeCo's
-prior and the long-tail metric's head/body/tail groups. Command line of
+``pixel_counts``, ``image_counts``, ``image_pixel_totals``,
+``per_image_pixel_counts``) feeds the losses' ``class_counts``, CeCo's
+prior, the long-tail metric's head/body/tail groups, the class-weight
+generators and the class-aware samplers. ``--weights`` prints class weights
+(``mfb``, ``enet``, ``inverse``, ``sqrt_inverse``) and ``--weights-dir``
+writes each as a list any loss's ``class_weight`` reads; ``--stats FILE``
+does that for an existing statistics file. Command line of
 :mod:`mmseg_longtail.analysis.class_stats`.
 
 Examples::
@@ -16,6 +21,8 @@ Examples::
         --out work_dirs/synthetic_stats.json --plot work_dirs/synthetic_stats.png
     python tools/analysis_tools/class_stats.py --ann-dir data/camvid/ann_dir/train \
         --num-classes 11 --ignore-index 11 --out data/camvid/class_stats.json
+    python tools/analysis_tools/class_stats.py --stats data/camvid/class_stats.json \
+        --weights mfb enet --weights-dir data/camvid/class_weights
 """
 import argparse
 import os
@@ -23,8 +30,10 @@ from typing import Dict, Optional, Sequence
 
 from mmengine.config import DictAction
 
-from mmseg_longtail.analysis.class_stats import (write_class_stats,
+from mmseg_longtail.analysis.class_stats import (class_weights_from_file,
+                                                 write_class_stats,
                                                  write_folder_class_stats)
+from mmseg_longtail.utils.class_weights import GENERATORS
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -44,7 +53,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--split', default='train',
                         choices=['train', 'val', 'test'],
                         help='which dataloader of the config to count')
-    parser.add_argument('--out', required=True, help='output JSON file')
+    parser.add_argument('--stats', help='an existing statistics JSON: only '
+                        'print / write its --weights')
+    parser.add_argument('--out', help='output JSON file (required unless '
+                        '--stats)')
+    parser.add_argument('--weights', nargs='+', choices=sorted(GENERATORS),
+                        help='print these class weights')
+    parser.add_argument('--weights-dir', help='write each of --weights as '
+                        '<dir>/<name>.json (a class_weight file)')
     parser.add_argument('--plot', help='also draw the class-frequency '
                         'distribution into this PNG')
     parser.add_argument('--workers', type=int, default=min(4, os.cpu_count()
@@ -52,8 +68,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='key=value overrides of the config')
     args = parser.parse_args(argv)
+    if args.stats is not None:
+        if args.config or args.ann_dir or not args.weights:
+            parser.error('--stats takes --weights (and --weights-dir), '
+                         'no CONFIG or --ann-dir')
+        return args
     if (args.config is None) == (args.ann_dir is None):
         parser.error('give either CONFIG or --ann-dir')
+    if args.out is None:
+        parser.error('--out is required')
+    if args.weights_dir and not args.weights:
+        parser.error('--weights-dir needs --weights')
     if args.ann_dir is not None and args.num_classes is None:
         parser.error('--ann-dir needs --num-classes')
     return args
@@ -61,6 +86,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
+    if args.stats is not None:
+        return class_weights_from_file(args.stats, args.weights,
+                                       args.weights_dir)
     if args.ann_dir is not None:
         return write_folder_class_stats(
             args.ann_dir,
@@ -70,14 +98,18 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             class_names=args.classes,
             suffix=args.suffix,
             workers=args.workers,
-            plot=args.plot)
+            plot=args.plot,
+            weights=args.weights,
+            weights_dir=args.weights_dir)
     return write_class_stats(
         args.config,
         args.out,
         split=args.split,
         workers=args.workers,
         plot=args.plot,
-        cfg_options=args.cfg_options)
+        cfg_options=args.cfg_options,
+        weights=args.weights,
+        weights_dir=args.weights_dir)
 
 
 if __name__ == '__main__':

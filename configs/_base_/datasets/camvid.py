@@ -10,6 +10,8 @@ class_stats_file = 'data/camvid/class_stats.json'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    # values neither a class id nor ignore_index fail naming the file
+    dict(type='CheckLabelRange', num_classes=num_classes),
     dict(
         type='RandomResize',
         scale=(480, 360),
@@ -25,6 +27,8 @@ test_pipeline = [
     dict(type='Resize', scale=(480, 360), keep_ratio=True),
     # annotations after Resize: evaluation at the labels' own resolution
     dict(type='LoadAnnotations'),
+    # values neither a class id nor ignore_index fail naming the file
+    dict(type='CheckLabelRange', num_classes=num_classes),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

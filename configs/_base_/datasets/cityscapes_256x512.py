@@ -8,6 +8,8 @@ crop_size = (256, 512)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    # values neither a class id nor ignore_index fail naming the file
+    dict(type='CheckLabelRange', num_classes=_base_.num_classes),
     dict(
         type='RandomResize',
         scale=(512, 256),
@@ -22,6 +24,8 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(512, 256), keep_ratio=True),
     dict(type='LoadAnnotations'),
+    # values neither a class id nor ignore_index fail naming the file
+    dict(type='CheckLabelRange', num_classes=_base_.num_classes),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

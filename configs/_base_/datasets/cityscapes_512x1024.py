@@ -11,6 +11,8 @@ class_stats_file = 'data/cityscapes/class_stats.json'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    # values neither a class id nor ignore_index fail naming the file
+    dict(type='CheckLabelRange', num_classes=num_classes),
     dict(
         type='RandomResize',
         scale=(2048, 1024),
@@ -25,6 +27,8 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 1024), keep_ratio=True),
     dict(type='LoadAnnotations'),
+    # values neither a class id nor ignore_index fail naming the file
+    dict(type='CheckLabelRange', num_classes=num_classes),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

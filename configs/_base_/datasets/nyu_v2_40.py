@@ -12,6 +12,8 @@ class_stats_file = 'data/nyu_v2/class_stats40.json'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    # values neither a class id nor ignore_index fail naming the file
+    dict(type='CheckLabelRange', num_classes=num_classes),
     dict(
         type='RandomResize',
         scale=(640, 480),
@@ -26,6 +28,8 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(640, 480), keep_ratio=True),
     dict(type='LoadAnnotations'),
+    # values neither a class id nor ignore_index fail naming the file
+    dict(type='CheckLabelRange', num_classes=num_classes),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

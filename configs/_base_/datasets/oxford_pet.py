@@ -10,6 +10,8 @@ class_stats_file = 'data/oxford_pet/class_stats.json'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    # values neither a class id nor ignore_index fail naming the file
+    dict(type='CheckLabelRange', num_classes=num_classes),
     # images of any size and aspect -> 256x256 (aspect not kept, as in the
     # paper), then scale jitter
     dict(
@@ -26,6 +28,8 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(256, 256), keep_ratio=False),
     dict(type='LoadAnnotations'),
+    # values neither a class id nor ignore_index fail naming the file
+    dict(type='CheckLabelRange', num_classes=num_classes),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

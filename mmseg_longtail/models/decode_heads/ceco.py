@@ -89,6 +89,13 @@ class CeCoBranch(BaseModule):
         align_corners (bool): for ``resize_mode='feature'``.
         norm_cfg (dict | None): norm of the reduction. Default: BN.
         loss_name (str): key in the loss dict. Default: ``'loss_ceco'``.
+        freeze (bool): train as the official code (GPaCo/Seg,
+            ``uper_head_ceco.py``) does: the reduction (conv and norm) and
+            the projection keep their initial weights
+            (``requires_grad=False``, like the ETF), so ``loss_ceco`` only
+            shapes the head's features through a fixed random map. Default:
+            False (this package's original behaviour, trainable branch;
+            docs/heads.md says why).
     """
 
     def __init__(self,
@@ -106,6 +113,7 @@ class CeCoBranch(BaseModule):
                  align_corners: bool = False,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  loss_name: str = 'loss_ceco',
+                 freeze: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if class_counts is None:
@@ -139,6 +147,15 @@ class CeCoBranch(BaseModule):
         self.proj = nn.Sequential(
             nn.Linear(channels, channels), nn.ReLU(inplace=True),
             nn.Linear(channels, channels))
+        self.freeze = bool(freeze)
+        if self.freeze:
+            # the official training: only the head's features learn from
+            # loss_ceco (the norm still normalises with batch statistics:
+            # the branch runs in training only, its running statistics are
+            # never used)
+            for param in [*self.reduce.parameters(),
+                          *self.proj.parameters()]:
+                param.requires_grad_(False)
         # Persistent: the checkpoint carries the frame the MLP was trained to.
         self.register_buffer('etf', simplex_etf(channels, num_classes, seed))
         # Not persistent: the config's counts are the source of truth.

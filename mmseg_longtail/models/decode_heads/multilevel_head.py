@@ -2,6 +2,7 @@
 from typing import List, Optional, Sequence
 
 import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
 from mmseg.models.backbones.unet import BasicConvBlock
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor
@@ -16,13 +17,46 @@ def upsample_to(x: Tensor, ref: Tensor, align_corners: bool) -> Tensor:
                          align_corners=align_corners)
 
 
+def check_norm_channels(owner: str, norm_cfg: Optional[dict], channels: int,
+                        field: str, fix: str) -> None:
+    """Fail at build time, naming the config field, when ``norm_cfg``
+    cannot normalise a layer of ``channels`` channels.
+
+    A throwaway norm layer is built so that each norm type applies its own
+    rule (GN: ``num_groups`` must divide the channels); without this the
+    error comes from deep inside ``ConvModule`` and names no field.
+
+    Args:
+        owner (str): the class name, first in the message.
+        norm_cfg (dict | None): the norm config (None: nothing to check).
+        channels (int): channels of the normalised layer.
+        field (str): where they come from, e.g. ``'attention_channels[0]'``.
+        fix (str): the config field(s) to change; ``' or
+            norm_cfg.num_groups'`` is appended for GN.
+    """
+    if norm_cfg is None:
+        return
+    try:
+        build_norm_layer(norm_cfg, channels)
+    except (AssertionError, ValueError, TypeError, KeyError) as err:
+        if norm_cfg.get('type') == 'GN':
+            fix += ' or norm_cfg.num_groups'
+        reason = str(err) or type(err).__name__
+        raise ValueError(
+            f'{owner}: norm_cfg={dict(norm_cfg)} cannot normalise the '
+            f'{channels} channels of {field} ({reason}); change {fix}'
+        ) from err
+
+
 class MultiLevelDecodeHead(BaseDecodeHead):
     """A decode head that reads several backbone levels, fine to coarse.
 
     Shared by :class:`UNetPlusPlusHead` and :class:`AttentionUNetHead`:
     argument checks (at build time, naming the field), per-level decoder
     widths, level gathering and the conv block. ``input_transform`` is
-    fixed to ``'multiple_select'``.
+    fixed to ``'multiple_select'``. A ``norm_cfg`` that cannot normalise a
+    decoder width (GN whose ``num_groups`` does not divide it) fails at
+    build time naming ``decoder_channels`` and ``norm_cfg.num_groups``.
 
     Args:
         in_channels (Sequence[int]): channels of the selected levels.
@@ -74,6 +108,13 @@ class MultiLevelDecodeHead(BaseDecodeHead):
         self.num_convs = num_convs
         self.with_cp = with_cp
         self.decoder_channels = self._decoder_widths(decoder_channels)
+        for i, width in enumerate(self.decoder_channels):
+            # level 0 is tied to channels (the input of conv_seg); the
+            # default widths channels * 2**i fail there first, if at all
+            fix = ('channels (= decoder_channels[0])'
+                   if i == 0 else 'decoder_channels')
+            check_norm_channels(name, self.norm_cfg, width,
+                                f'decoder_channels[{i}]', fix)
 
     def _decoder_widths(self, decoder_channels) -> List[int]:
         name, levels = type(self).__name__, self.num_levels

@@ -1,6 +1,6 @@
 """UNet++ decode head (nested dense skip pathways)."""
 import math
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -53,10 +53,28 @@ class UNetPlusPlusHead(MultiLevelDecodeHead):
     Deep supervision (paper Sec. 2): the other top-row nodes
     ``X[0,1..L-2]`` get their own 1x1 classifiers. In training each adds
     the decode losses under ``<loss_name>_ds<j>`` (times
-    ``ds_loss_weight``). At inference ``ds_inference='last'`` uses only
-    ``X[0,L-1]`` (the paper's fast mode; the extra classifiers are then
-    unused), ``'mean'`` averages the probabilities of all top-row outputs
-    (accurate mode) and returns them as logits (log-probabilities).
+    ``ds_loss_weight``). At inference ``ds_inference='last'`` classifies
+    ``X[0,L-1]`` only (the extra classifiers are then unused, but every node
+    of the grid is still computed: no speed gain); ``'mean'`` averages the
+    probabilities of all top-row outputs (the paper's accurate mode) and
+    returns them as logits (log-probabilities).
+
+    Pruning (`UNet++: Redesigning Skip Connections to Exploit Multiscale
+    Features in Image Segmentation <https://arxiv.org/abs/1912.05074>`_,
+    Zhou et al., TMI 2019, model pruning, Fig. 2; the DLMIA paper's fast
+    mode): a network trained with deep supervision is cut at inference to
+    UNet++ ``L^d``, which computes only the nodes ``X[i,j]`` with
+
+    .. math::
+
+        j \\ge 1, \\quad i + j \\le d
+
+    (``d(d+1)/2`` of the ``L(L-1)/2`` decoder nodes) and classifies
+    ``X[0,d]`` with its own classifier (``ds_convs[d-1]``, or ``conv_seg``
+    for ``d = L-1``). ``prune_level=d`` turns this on in eval mode;
+    training (``loss`` and train-mode ``forward``) always computes the
+    whole grid. The backbone is not the head's: it still computes every
+    level, of which ``L^d`` reads levels ``0..d`` only.
 
     Args:
         in_channels (Sequence[int]): channels of the selected levels, fine
@@ -70,7 +88,14 @@ class UNetPlusPlusHead(MultiLevelDecodeHead):
             Needs at least 3 levels. Default: False.
         ds_loss_weight (float | Sequence[float]): weight of each extra
             output's losses (one value, or one per ``X[0,1..L-2]``).
-        ds_inference (str): ``'last'`` or ``'mean'`` (see above).
+        ds_inference (str): ``'last'`` or ``'mean'`` (see above). With
+            ``prune_level=d``, ``'last'`` classifies ``X[0,d]`` and
+            ``'mean'`` averages the outputs of ``X[0,1..d]`` (the accurate
+            mode of ``L^d``).
+        prune_level (int, optional): ``d`` in ``1..L-1``: evaluate UNet++
+            ``L^d`` (see above). ``d < L-1`` needs ``deep_supervision``
+            (``X[0,d]`` is classified by its deep-supervision classifier).
+            Default: None (the whole network).
         with_cp (bool): gradient checkpointing in the nodes.
         **kwargs: :class:`BaseDecodeHead` arguments (``num_classes``,
             ``norm_cfg``, ``align_corners``, ``loss_decode``, ...).
@@ -85,6 +110,7 @@ class UNetPlusPlusHead(MultiLevelDecodeHead):
                  deep_supervision: bool = False,
                  ds_loss_weight: Union[float, Sequence[float]] = 1.0,
                  ds_inference: str = 'last',
+                 prune_level: Optional[int] = None,
                  **kwargs):
         super().__init__(in_channels, channels, in_index, **kwargs)
         name, levels = type(self).__name__, self.num_levels
@@ -93,6 +119,7 @@ class UNetPlusPlusHead(MultiLevelDecodeHead):
                              f'{DS_INFERENCE}, got {ds_inference!r}')
         self.deep_supervision = deep_supervision
         self.ds_inference = ds_inference
+        self.prune_level = self._check_prune_level(prune_level)
         widths = self.decoder_channels
 
         def width(i: int, j: int) -> int:
@@ -137,50 +164,87 @@ class UNetPlusPlusHead(MultiLevelDecodeHead):
                 init, override=[dict(name='conv_seg'),
                                 dict(name='ds_convs')])
 
-    def _top_row(self, inputs: Sequence[Tensor]) -> List[Tensor]:
-        """Top-row nodes ``X[0,1..L-1]`` of the nested grid."""
-        grid = [[x] for x in self._levels(inputs)]
-        for j in range(1, self.num_levels):
-            for i in range(self.num_levels - j):
+    def _check_prune_level(self, prune_level: Optional[int]) -> Optional[int]:
+        name, top = type(self).__name__, self.num_levels - 1
+        if prune_level is None:
+            return None
+        if (isinstance(prune_level, bool) or not isinstance(prune_level, int)
+                or not 1 <= prune_level <= top):
+            raise ValueError(
+                f'{name}: prune_level must be None or an int in 1..{top} '
+                f'(UNet++ L^1..L^{top} on {self.num_levels} levels), got '
+                f'{prune_level!r}')
+        if prune_level < top and not self.deep_supervision:
+            raise ValueError(
+                f'{name}: prune_level={prune_level} classifies '
+                f'X[0,{prune_level}] with its deep-supervision classifier: '
+                'set deep_supervision=True (and train with it), or '
+                f'prune_level=None / {top}')
+        return prune_level
+
+    def _top_row(self, inputs: Sequence[Tensor],
+                 depth: Optional[int] = None) -> List[Tensor]:
+        """Top-row nodes ``X[0,1..depth]`` of the nested grid, computing
+        only the nodes ``X[i,j]`` with ``i + j <= depth`` (default
+        ``depth = L-1``: the whole grid). Column by column, in the same
+        order for every depth, so a pruned node equals the full grid's one
+        bit for bit."""
+        depth = self.num_levels - 1 if depth is None else depth
+        grid = [[x] for x in self._levels(inputs)[:depth + 1]]
+        for j in range(1, depth + 1):
+            for i in range(depth + 1 - j):
                 up = self._upsample(grid[i + 1][j - 1], grid[i][0])
                 grid[i].append(self.nodes[f'{i}_{j}'](
                     torch.cat(grid[i] + [up], dim=1)))
         return grid[0][1:]
 
     def _forward_feature(self, inputs: Sequence[Tensor]) -> Tensor:
-        """Pre-classifier feature ``X[0,L-1]``, shape (N, channels, H0, W0)
-        with ``H0, W0`` the size of the finest selected level."""
+        """Pre-classifier feature ``X[0,L-1]`` (the input of ``conv_seg``;
+        never pruned), shape (N, channels, H0, W0) with ``H0, W0`` the size
+        of the finest selected level."""
         return self._top_row(inputs)[-1]
 
-    def _ds_logits(self, top: List[Tensor]) -> List[Tensor]:
-        """Logits of the deep-supervision outputs ``X[0,1..L-2]``."""
+    def _ds_logits(self, feats: List[Tensor]) -> List[Tensor]:
+        """Logits of ``X[0,1..k]`` (``feats``, ``k <= L-2``) through their
+        deep-supervision classifiers ``ds_convs[0..k-1]``."""
         outs = []
-        for conv, feat in zip(self.ds_convs, top[:-1]):
+        for conv, feat in zip(self.ds_convs, feats):
             if self.dropout is not None:
                 feat = self.dropout(feat)
             outs.append(conv(feat))
         return outs
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
-        """Segmentation logits; with ``ds_inference='mean'`` and deep
-        supervision, the log of the mean probability of all outputs."""
-        top = self._top_row(inputs)
-        logits = self.cls_seg(top[-1])
+        """Segmentation logits of ``X[0,L-1]``, or in eval mode with
+        ``prune_level=d`` of ``X[0,d]`` (UNet++ ``L^d``); with deep
+        supervision and ``ds_inference='mean'``, the log of the mean
+        probability of the computed top-row outputs."""
+        depth = None if self.training else self.prune_level
+        top = self._top_row(inputs, depth)
+        if len(top) == self.num_levels - 1:
+            logits = self.cls_seg(top[-1])
+            extra = (self._ds_logits(top[:-1])
+                     if self.deep_supervision else [])
+        else:  # pruned: X[0,d] is classified by ds_convs[d-1]
+            extra = self._ds_logits(top)
+            logits = extra.pop()
         if self.deep_supervision and self.ds_inference == 'mean':
-            return merge_probabilities(self._ds_logits(top) + [logits])
+            return merge_probabilities(extra + [logits])
         return logits
 
     def loss(self, inputs: Tuple[Tensor], batch_data_samples: SampleList,
              train_cfg: ConfigType) -> dict:
         """Decode losses of ``X[0,L-1]``, plus ``<loss_name>_ds<j>`` for
-        every deep-supervision output."""
-        if not self.deep_supervision:
-            return super().loss(inputs, batch_data_samples, train_cfg)
+        every deep-supervision output. Always the whole grid (pruning is
+        for inference only)."""
         top = self._top_row(inputs)
         losses = self.loss_by_feat(self.cls_seg(top[-1]), batch_data_samples)
+        if not self.deep_supervision:
+            return losses
         seg_label = self._stack_batch_gt(batch_data_samples)
         for j, (logits, weight) in enumerate(
-                zip(self._ds_logits(top), self.ds_loss_weights), start=1):
+                zip(self._ds_logits(top[:-1]), self.ds_loss_weights),
+                start=1):
             extra = self._decode_losses(logits, seg_label)
             for key, value in extra.items():
                 if key.startswith('loss_'):

@@ -6,7 +6,10 @@ the contract of mmseg 1.x's ``CrossEntropyLoss``:
 
 * constructor arguments ``reduction``, ``class_weight``, ``loss_weight``,
   ``loss_name`` (must start with ``loss_`` so that mmseg adds it to the
-  total loss) and ``avg_non_ignore``;
+  total loss) and ``avg_non_ignore``, plus ``use_sigmoid=False`` /
+  ``use_mask=False``, so that a loss dict merged into a stock config's
+  ``CrossEntropyLoss`` dict builds (:func:`check_merged_arguments` rejects
+  what contradicts the loss, naming the fix);
 * ``forward(cls_score, label, weight=None, avg_factor=None,
   reduction_override=None, ignore_index=255, **kwargs)``;
 * ``reduction='mean'`` divides the summed loss by mmseg 1.x's denominator
@@ -32,6 +35,8 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from mmseg_longtail.utils.class_stats import class_prior, load_class_counts
+from mmseg_longtail.utils.class_weights import load_weight_spec
+from .reweighting import DeferredReweighting
 
 REDUCTIONS = ('none', 'mean', 'sum')
 CountsLike = Union[str, Sequence[float], None]
@@ -56,13 +61,55 @@ def warn_log(message: str) -> None:
     print_log(message, logger='current', level=logging.WARNING)
 
 
+def _replace_hint(loss: str) -> str:
+    return (f"loss_decode=dict(_delete_=True, type='{loss}', ...) replaces "
+            "the base config's loss dict instead of merging into it")
+
+
+def check_merged_arguments(loss: str, use_sigmoid, use_mask,
+                           unexpected: dict) -> None:
+    """Check the arguments a loss dict picks up when mmengine merges it into
+    a base config's ``CrossEntropyLoss`` dict (stock mmseg configs set
+    ``use_sigmoid=False``, ``loss_weight``, sometimes ``loss_name`` or
+    ``class_weight``; those keep their mmseg meaning).
+
+    ``use_sigmoid=True`` / ``use_mask=True`` ask for mmseg's binary
+    (multi-label) or mask cross-entropy, which none of these losses is (CB's
+    sigmoid focal is ``base='sigmoid_focal'``), and any other argument is
+    unknown: each raises at build time naming the loss, the argument and the
+    fix (``_delete_=True``).
+    """
+    for field, value, meaning in (
+            ('use_sigmoid', use_sigmoid, 'binary (multi-label) '
+             'cross-entropy'),
+            ('use_mask', use_mask, 'mask cross-entropy (MaskFormer-style '
+             'heads)')):
+        if value:
+            raise ValueError(
+                f"{loss}: {field}={value!r} asks for mmseg's {meaning}, "
+                f'which {loss} is not. It usually comes from a base '
+                "config's CrossEntropyLoss dict your loss dict was merged "
+                f'into: {_replace_hint(loss)} (or set {field}=False).')
+    if unexpected:
+        names = ', '.join(sorted(unexpected))
+        raise TypeError(
+            f'{loss} got unexpected argument(s) {names}. If they come from a '
+            "base config's loss dict your loss dict was merged into, "
+            f'{_replace_hint(loss)}.')
+
+
 def load_class_weight(class_weight) -> Optional[List[float]]:
     """``class_weight`` as mmseg accepts it (list, or .npy / json / pickle
-    path), validated: finite and non-negative."""
+    path) or ``'<stats.json>:<generator>'`` (weights generated from the
+    class statistics, :mod:`mmseg_longtail.utils.class_weights`),
+    validated: finite and non-negative."""
     if class_weight is None:
         return None
-    from mmseg.models.losses.utils import get_class_weight
-    values = np.asarray(get_class_weight(class_weight), dtype=np.float64)
+    values = load_weight_spec(class_weight, 'class_weight')
+    if values is None:
+        from mmseg.models.losses.utils import get_class_weight
+        values = get_class_weight(class_weight)
+    values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
         raise ValueError('class_weight must be a non-empty 1-D list, got '
                          f'shape {values.shape}')
@@ -210,6 +257,11 @@ class LongTailLoss(nn.Module):
             with ``loss_``.
         avg_non_ignore (bool): average over non-ignored pixels only.
             Default: False (mmseg's default: all pixels).
+        use_sigmoid (bool): mmseg's ``CrossEntropyLoss`` argument, accepted
+            so that a loss dict merged into a base config's CE dict builds;
+            must be False (it selects mmseg's binary cross-entropy).
+            Default: False.
+        use_mask (bool): as ``use_sigmoid``; must be False. Default: False.
     """
 
     requires_counts = False
@@ -221,8 +273,13 @@ class LongTailLoss(nn.Module):
                  class_weight=None,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_ce',
-                 avg_non_ignore: bool = False) -> None:
+                 avg_non_ignore: bool = False,
+                 use_sigmoid: bool = False,
+                 use_mask: bool = False,
+                 **unexpected) -> None:
         super().__init__()
+        check_merged_arguments(
+            type(self).__name__, use_sigmoid, use_mask, unexpected)
         self.reduction = check_choice(reduction, REDUCTIONS, 'reduction')
         if not isinstance(loss_name, str) or not loss_name.startswith('loss_'):
             raise ValueError(
@@ -239,6 +296,11 @@ class LongTailLoss(nn.Module):
             None if self.class_weight is None else torch.tensor(
                 self.class_weight, dtype=torch.float32),
             persistent=False)
+        # deferred re-weighting (reweighting.py), installed by
+        # set_deferred_weights: class_weight_tensor until its iteration,
+        # deferred_weight_tensor (its weights x class_weight) from then on
+        self.deferred: Optional[DeferredReweighting] = None
+        self.register_buffer('deferred_weight_tensor', None, persistent=False)
         if class_counts is not None and not self.requires_counts:
             raise ValueError(f'{type(self).__name__} takes no class_counts')
         if self.requires_counts and class_counts is None:
@@ -266,8 +328,11 @@ class LongTailLoss(nn.Module):
             lengths.append(('class_counts', len(self.class_counts)))
         if self.class_weight is not None:
             lengths.append(('class_weight', len(self.class_weight)))
+        if self.deferred is not None:
+            lengths.append(('the deferred weights',
+                            len(self.deferred.weights)))
         source = f'the model predicts {num_classes} classes'
-        if num_classes is None and len(lengths) == 2:
+        if num_classes is None and len(lengths) >= 2:
             num_classes = lengths[0][1]
             source = f'class_counts has {num_classes}'
         if num_classes is None:
@@ -286,13 +351,59 @@ class LongTailLoss(nn.Module):
 
     # ----------------------------------------------------------- helpers
     def class_weights(self, cls_score: Tensor) -> Optional[Tensor]:
-        """Per-class weights applied to the pixel loss (None: unweighted).
+        """Per-class weights applied to the pixel loss (None: unweighted):
+        ``class_weight``, or once deferred re-weighting is active its
+        weights times ``class_weight``.
 
-        Subclasses combine their own weights with ``class_weight`` here.
+        Subclasses combine their own weights with these here.
         """
-        if self.class_weight_tensor is None:
-            return None
-        return self.class_weight_tensor.to(cls_score.dtype)
+        weights = self.class_weight_tensor
+        if self.deferred_active():
+            weights = self.deferred_weight_tensor
+        return None if weights is None else weights.to(cls_score.dtype)
+
+    def deferred_active(self) -> bool:
+        """Whether deferred re-weighting applies at the runner's current
+        iteration (a python int from the message hub: no device read)."""
+        return self.deferred is not None and self.deferred.active_now()
+
+    def set_deferred_weights(self, start_iter: Optional[int], weights,
+                             device=None, field: str = 'start_iter') -> None:
+        """Weight the loss with ``weights`` (times ``class_weight``) from
+        training iteration ``start_iter`` on (see :mod:`.reweighting`);
+        ``start_iter=None`` removes the schedule.
+
+        Args:
+            start_iter: first 0-based iteration of the new weights.
+            weights: (C,) per-class weights.
+            device: where the weights live (default: where the loss's
+                buffers are, CPU for a loss without any).
+            field: the config field named in errors.
+        """
+        if start_iter is None:
+            self.deferred = None
+            self.deferred_weight_tensor = None
+            return
+        schedule = DeferredReweighting(start_iter, weights, field)
+        combined = schedule.weights
+        if self.class_weight is not None:
+            if len(self.class_weight) != len(combined):
+                raise ValueError(
+                    f'{type(self).__name__}: the deferred weights have '
+                    f'{len(combined)} entries but class_weight has '
+                    f'{len(self.class_weight)}')
+            combined = combined * np.asarray(self.class_weight)
+        if device is None:
+            device = next((b.device for b in self.buffers()), 'cpu')
+        previous = self.deferred
+        self.deferred = schedule
+        try:
+            self._check_lengths(None)
+        except ValueError:
+            self.deferred = previous
+            raise
+        self.deferred_weight_tensor = torch.tensor(
+            combined, dtype=torch.float32, device=device)
 
     def register_class_buffer(self, name: str, values: np.ndarray) -> None:
         """Per-class constant derived from the counts, moved with the module

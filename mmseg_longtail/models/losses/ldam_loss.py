@@ -4,7 +4,6 @@ from typing import Optional, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.logging import MessageHub
 from mmseg.registry import MODELS
 from torch import Tensor
 
@@ -32,11 +31,14 @@ class LDAMLoss(LongTailLoss):
 
     Deferred re-weighting (DRW): from iteration ``drw_start_iter`` on, the
     loss is multiplied per class by the class-balanced weights
-    ``(1 - b) / (1 - b^n_c)`` (``b = drw_beta``, normalised to sum C). The
-    iteration is read from mmengine's message hub (runtime info ``'iter'``,
-    set by the runner's ``RuntimeInfoHook`` before every training iteration
-    and restored on ``--resume``), so the switch is right after resuming.
-    Outside a runner (no ``'iter'`` info) DRW is off. Like the DRW weights
+    ``(1 - b) / (1 - b^n_c)`` (``b = drw_beta``, normalised to sum C). This
+    is the package's one deferred re-weighting
+    (:mod:`.reweighting`, installed with ``set_deferred_weights``, as
+    ``DeferredReweightHook`` does for any loss): the iteration is read from
+    mmengine's message hub (runtime info ``'iter'``, set by the runner's
+    ``RuntimeInfoHook`` before every training iteration and restored on
+    ``--resume``), so the switch is right after resuming. Outside a runner
+    (no ``'iter'`` info) DRW is off. Like the DRW weights
     of the paper's code (``F.cross_entropy(weight=...)``) and mmseg's
     ``class_weight``, they also weight the denominator of the mean.
 
@@ -68,11 +70,6 @@ class LDAMLoss(LongTailLoss):
             raise ValueError(f'max_m must be >= 0, got {max_m}')
         if not s > 0:
             raise ValueError(f's must be > 0, got {s}')
-        if drw_start_iter is not None and (
-                not isinstance(drw_start_iter, (int, np.integer))
-                or drw_start_iter < 0):
-            raise ValueError('drw_start_iter must be None or an int >= 0, '
-                             f'got {drw_start_iter!r}')
         self.max_m = float(max_m)
         self.s = float(s)
         self.drw_start_iter = drw_start_iter
@@ -86,22 +83,25 @@ class LDAMLoss(LongTailLoss):
         if drw_start_iter is not None:
             warn_if_near_uniform(drw, self.class_counts, self.drw_beta,
                                  self.count_type, 'drw_beta')
+            self.set_deferred_weights(drw_start_iter, drw,
+                                      field='drw_start_iter')
+        self._cb_drw = drw
+
+    @property
+    def drw_weights(self) -> Tensor:
+        """The DRW weights (class-balanced weights of ``drw_beta`` times
+        ``class_weight``)."""
+        if self.deferred_weight_tensor is not None:
+            return self.deferred_weight_tensor
+        weights = self._cb_drw
         if self.class_weight is not None:
-            drw = drw * self.class_weight
-        self.register_class_buffer('drw_weights', drw)
+            weights = weights * np.asarray(self.class_weight)
+        return torch.as_tensor(weights, dtype=torch.float32)
 
     def drw_active(self) -> bool:
         """Whether DRW applies now (python int from the message hub: no
         device read)."""
-        if self.drw_start_iter is None:
-            return False
-        cur = MessageHub.get_current_instance().get_info('iter')
-        return cur is not None and int(cur) >= self.drw_start_iter
-
-    def class_weights(self, cls_score: Tensor) -> Optional[Tensor]:
-        if self.drw_active():
-            return self.drw_weights.to(cls_score.dtype)
-        return super().class_weights(cls_score)
+        return self.deferred_active()
 
     def pixel_loss(self, cls_score: Tensor, target: PixelTargets) -> Tensor:
         # With p = softmax(s z) and ce = -log p_y, the margin changes only

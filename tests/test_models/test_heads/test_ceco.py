@@ -328,3 +328,36 @@ def test_ceco_gradient_reaches_the_head_features_only():
     assert head.conv_seg.weight.grad is None
     assert params_without_grad(head.convs) == []
     assert params_without_grad(head.ceco) == []
+
+
+@pytest.mark.parametrize('freeze', [True, False])
+def test_freeze_keeps_the_official_frozen_tensors(freeze):
+    """``freeze=True`` (the official GPaCo/Seg training): after optimizer
+    steps (momentum, weight decay) the reduction, its norm, the projection
+    and the ETF are unchanged while the head learns; ``freeze=False``
+    trains the branch."""
+    common = dict(num_classes=3, dropout_ratio=0.0,
+                  norm_cfg=dict(type='BN'), **HEADS['FCNHead'])
+    torch.manual_seed(0)
+    head = MODELS.build(dict(type='CeCoFCNHead', **common, ceco_cfg=dict(
+        class_counts=COUNTS, channels=4, freeze=freeze)))
+    head.train()
+    branch = {k: v.clone() for k, v in head.ceco.named_parameters()}
+    branch['etf'] = head.ceco.etf.clone()
+    conv_seg = head.conv_seg.weight.clone()
+    opt = torch.optim.SGD(head.parameters(), lr=0.1, momentum=0.9,
+                          weight_decay=1e-2)
+    for step in range(3):
+        levels = make_levels(2, IN_CHANNELS, (16, 16), seed=step)
+        labels = random_labels(2, (16, 16), 3, seed=step)
+        opt.zero_grad()
+        total_loss(head.loss(levels, make_samples(labels), dict())).backward()
+        opt.step()
+    assert torch.equal(head.ceco.etf, branch.pop('etf'))
+    assert set(branch) == {'reduce.conv.weight', 'reduce.bn.weight',
+                           'reduce.bn.bias', 'proj.0.weight', 'proj.0.bias',
+                           'proj.2.weight', 'proj.2.bias'}
+    for name, param in head.ceco.named_parameters():
+        assert torch.equal(param, branch[name]) == freeze, name
+        assert param.requires_grad != freeze
+    assert not torch.equal(head.conv_seg.weight, conv_seg)

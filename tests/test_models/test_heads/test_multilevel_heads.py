@@ -102,3 +102,55 @@ def test_wrong_level_order_is_reported(head_type):
 def test_bad_arguments(head_type, kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         build_head(head_type, **kwargs)
+
+
+def gn(groups):
+    return dict(type='GN', num_groups=groups)
+
+
+PAPER_WIDTHS = dict(in_channels=[32, 64, 128, 256, 512],
+                    in_index=[0, 1, 2, 3, 4], channels=32)
+
+
+@pytest.mark.parametrize('head_type, kwargs, match', [
+    # attunet.py's widths with GN(32): the first gate has 16 channels
+    ('AttentionUNetHead', dict(norm_cfg=gn(32), **PAPER_WIDTHS),
+     r'16 channels of attention_channels\[0\] .*change attention_channels '
+     r'\(default in_channels\[i\] // 2: set it explicitly\) or '
+     r'norm_cfg\.num_groups'),
+    ('AttentionUNetHead', dict(norm_cfg=gn(2), attention_channels=[2, 3, 4]),
+     r'3 channels of attention_channels\[1\]'),
+    ('UNetPlusPlusHead', dict(norm_cfg=gn(3)),
+     r'4 channels of decoder_channels\[0\] .*change channels '
+     r'\(= decoder_channels\[0\]\) or norm_cfg\.num_groups'),
+    ('UNetPlusPlusHead', dict(norm_cfg=gn(4), decoder_channels=[4, 6, 16]),
+     r'6 channels of decoder_channels\[1\] .*change decoder_channels or'),
+    ('AttentionUNetHead', dict(
+        norm_cfg=gn(4), in_channels=[6, 8, 16, 32], attention_channels=[
+            4, 4, 8], gate_cfg=dict(with_output_transform=True)),
+     r'6 channels of in_channels\[0\] \(the output transform W\).*'
+     r'gate_cfg\.with_output_transform=False or norm_cfg\.num_groups'),
+    ('AttentionUNetHead', dict(norm_cfg=gn(2),
+                               gate_cfg=dict(with_psi_norm=True)),
+     r"1 channels of the gates' psi .*gate_cfg\.with_psi_norm=False"),
+    ('AttentionUNetHead', dict(norm_cfg=dict(type='GN')),
+     r"norm_cfg=\{'type': 'GN'\} cannot normalise .*AssertionError"),
+])
+def test_norm_incompatible_with_a_width_names_the_field(head_type, kwargs,
+                                                        match):
+    with pytest.raises(ValueError, match=match):
+        build_head(head_type, **kwargs)
+
+
+@pytest.mark.parametrize('head_type, kwargs', [
+    # the gating-grid gate has no norm in theta / phi: F_int is free
+    ('AttentionUNetHead', dict(norm_cfg=gn(4), attention_channels=[2, 3, 5],
+                               gate_cfg=dict(mode='gating'))),
+    ('AttentionUNetHead', dict(norm_cfg=gn(16), attention_channels=[
+        16, 16, 16], decoder_channels=[16, 32, 32], channels=16)),
+    ('UNetPlusPlusHead', dict(norm_cfg=gn(4))),
+])
+def test_compatible_norms_build(head_type, kwargs):
+    head = build_head(head_type, **kwargs).eval()
+    out = head(make_levels(1, IN_CHANNELS, (16, 16)))
+    assert out.shape == (1, 3, 16, 16)

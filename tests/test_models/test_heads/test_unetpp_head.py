@@ -103,3 +103,105 @@ def test_merge_probabilities_sigmoid_and_stability():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         build(**kwargs)
+
+
+def record_nodes(head):
+    """Names of the nodes run by ``head``, in call order (forward hooks)."""
+    called = []
+    for key, node in head.nodes.items():
+        node.register_forward_hook(
+            lambda module, args, out, key=key: called.append(key))
+    return called
+
+
+@pytest.mark.parametrize('ds_inference', ['last', 'mean'])
+@pytest.mark.parametrize('depth, nodes', [
+    (1, ['0_1']),
+    (2, ['0_1', '1_1', '0_2']),
+    (3, ['0_1', '1_1', '2_1', '0_2', '1_2', '0_3']),
+])
+def test_pruned_network_is_the_full_networks_subnetwork(
+        depth, nodes, ds_inference):
+    # UNet++ L^d (Zhou et al., TMI 2019): X[i,j] with i + j <= d only,
+    # d(d+1)/2 nodes, classified at X[0,d] by its own classifier
+    levels = make_levels(2, IN_CHANNELS, (13, 21))
+    full = build(deep_supervision=True, ds_inference=ds_inference).eval()
+    pruned = build(deep_supervision=True, ds_inference=ds_inference,
+                   prune_level=depth).eval()
+    pruned.load_state_dict(full.state_dict())
+    called = record_nodes(pruned)
+    out = pruned(levels)
+    assert called == nodes and len(nodes) == depth * (depth + 1) // 2
+    top = full._top_row(levels)
+    classifiers = [*full.ds_convs, full.conv_seg]
+    logits = [classifiers[j](top[j]) for j in range(depth)]
+    if ds_inference == 'last':
+        assert torch.equal(out, logits[-1])  # bit for bit
+    else:  # the accurate mode of L^d: mean probability of X[0,1..d]
+        probs = torch.stack([F.softmax(z, dim=1) for z in logits])
+        torch.testing.assert_close(out, probs.mean(0).log())
+    # levels deeper than d are not read
+    moved = [x if i <= depth else x + 3.0 for i, x in enumerate(levels)]
+    assert torch.equal(pruned(moved), out)
+    if depth < 3:
+        assert not torch.allclose(full(moved), full(levels))
+
+
+def test_pruning_leaves_training_unchanged():
+    plain = build(deep_supervision=True).train()
+    pruned = build(deep_supervision=True, prune_level=1).train()
+    pruned.load_state_dict(plain.state_dict())
+    called = record_nodes(pruned)
+    levels = make_levels(2, IN_CHANNELS, (16, 24))
+    samples = make_samples(random_labels(2, (16, 24), 3))
+    losses = pruned.loss(levels, samples, dict())
+    assert len(called) == 6  # the whole grid, every output supervised
+    for key, value in plain.loss(levels, samples, dict()).items():
+        torch.testing.assert_close(losses[key], value, msg=key)
+    assert pruned(levels).shape == (2, 3, 16, 24) and len(called) == 12
+    called.clear()
+    pruned.eval()(levels)
+    assert called == ['0_1']
+
+
+def test_prune_level_at_the_top_needs_no_deep_supervision():
+    # L^{L-1} is the whole network, classified by conv_seg
+    levels = make_levels(1, IN_CHANNELS, (11, 9))
+    full = build().eval()
+    top = build(prune_level=3).eval()
+    top.load_state_dict(full.state_dict())
+    assert torch.equal(top(levels), full(levels))
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(prune_level=0), r'prune_level must be None or an int in 1\.\.3'),
+    (dict(prune_level=4), r'in 1\.\.3'),
+    (dict(prune_level=True), 'prune_level'),
+    (dict(prune_level='2'), 'prune_level'),
+    (dict(prune_level=2), 'set deep_supervision=True'),
+])
+def test_bad_prune_level(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build(**kwargs)
+
+
+def test_pruning_benchmark_counts_nodes_and_macs(capsys):
+    from pathlib import Path
+
+    from mmseg_longtail.analysis.benchmark_models import \
+        benchmark_unetpp_pruning
+    config = (Path(__file__).resolve().parents[3] / 'configs' / '_base_' /
+              'models' / 'unetpp.py')
+    rows = benchmark_unetpp_pruning(str(config), shape=(1, 3, 16, 16),
+                                    num_classes=2, repeats=1, warmup=0)
+    assert [r['nodes'] for r in rows] == [1, 3, 6, 10]
+    # conv MACs of L^1 at 16x16 (channels 32, levels 32/64, 2 convs):
+    # X[0,1] = 3x3 convs 96->32 and 32->32, plus its 1x1 classifier
+    assert rows[0]['head_macs'] == 16 * 16 * (9 * 96 * 32 + 9 * 32 * 32 +
+                                              32 * 2)
+    macs = [r['head_macs'] for r in rows]
+    assert macs == sorted(set(macs))
+    table = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith('| L^')]
+    assert [line.split('|')[1].strip() for line in table] == [
+        'L^1', 'L^2', 'L^3', 'L^4 (full)']

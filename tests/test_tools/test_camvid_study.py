@@ -206,7 +206,7 @@ def test_spec_cells_and_order():
                                                   'schedule_cpu.py')
     assert st.schedule_name == '2400i'
     assert (sched.train_cfg.max_iters, sched.train_cfg.val_interval) == (
-        2400, 300)
+        2400, 200)
     assert sched.default_hooks.checkpoint.interval == 600
     assert sched.param_scheduler[0].end == 2400
     assert DRW['drw_start_iter'] == 0.8 * sched.train_cfg.max_iters

@@ -6,8 +6,9 @@
 # 8 hours). Issue #13's convergence rule (the selection mIoU of the last
 # three of at least six evaluations within 1.0 point) is NOT met yet: CE
 # (seed 0) spread 1.48 points over iterations 2000 / 2200 / 2400 with this
-# schedule, 1.15 with poly power 2 (docs/study.md, "Sizing"); the runs of
-# the study wait until a schedule meets it. A checkpoint every 600
+# schedule, 1.15 with poly power 2, and 0.43 with poly power 2 and the
+# selection split on sequence 0006R0 (docs/study.md, "Sizing"): the spec
+# moves to that protocol before the study's runs start. A checkpoint every 600
 # iterations, so an interrupted run resumes (tools/grid.py).
 _base_ = ['../_base_/schedules/schedule_30k.py']
 max_iters = 2400

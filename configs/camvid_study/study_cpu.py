@@ -46,7 +46,7 @@ models = dict(
 # uniform again).
 losses = dict(
     _delete_=True,
-    ce=dict(base='configs/_base_/losses/ce.py', name='ce', title='CE'),
+    ce=_base_.losses.ce,
     focal=dict(
         base='configs/_base_/losses/focal.py',
         name='focal',
@@ -62,21 +62,9 @@ losses = dict(
             dict(options=dict(beta=0.9999, count_type='image'),
                  tag='b0.9999-img', label='beta=0.9999, image counts'),
         ]),
-    cbfocal=dict(
-        base='configs/_base_/losses/cbfocal.py',
-        name='cbfocal',
-        title='CBFocal',
-        sweep=[
-            dict(options=dict(beta='median'), tag='bmed',
-                 label='beta=median'),
-            dict(options=dict(beta=0.9999, count_type='image'),
-                 tag='b0.9999-img', label='beta=0.9999, image counts'),
-        ]),
-    bms=dict(
-        base='configs/_base_/losses/bms.py',
-        name='bms',
-        title='BMS',
-        sweep=dict(tau=[0.5, 1.0])),
+    # the paper grid's entries, with the same settings
+    cbfocal=_base_.losses.cbfocal,
+    bms=_base_.losses.bms,
     ldam=dict(
         base='configs/_base_/losses/ldam.py',
         name='ldam',

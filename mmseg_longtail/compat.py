@@ -41,6 +41,11 @@ is a no-op where the stack already behaves.
    file's path in front (chained to the original). Done here rather than
    with new registered loaders so that every pipeline, mmseg's stock ones
    included, names the file without a config change.
+6. Atomic checkpoints: mmengine writes ``iter_<N>.pth`` in place, so a job
+   killed (or preempted) while writing leaves a truncated file under the
+   final name. Local checkpoints are written to a temporary name in the same
+   folder, flushed to disk and renamed: the file under the final name is
+   always complete.
 """
 import datetime
 import functools
@@ -244,6 +249,31 @@ def _patch_loader_errors() -> None:
     _name_files_in_errors(LoadAnnotations, 'seg_map_path')
 
 
+# ----------------------------------------------------- 6. atomic checkpoints
+def _patch_atomic_checkpoint_save() -> None:
+    original = runner_module.save_checkpoint
+    if getattr(original, _PATCHED, False):
+        return
+
+    @functools.wraps(original)
+    def save_checkpoint(checkpoint, filename, *args, **kwargs):
+        filename = str(filename)
+        if '://' in filename:  # remote storage: its backend decides
+            return original(checkpoint, filename, *args, **kwargs)
+        tmp = f'{filename}.tmp{os.getpid()}'
+        try:
+            original(checkpoint, tmp, *args, **kwargs)
+            with open(tmp, 'rb') as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, filename)
+        finally:
+            if osp.exists(tmp):
+                os.remove(tmp)
+
+    setattr(save_checkpoint, _PATCHED, True)
+    runner_module.save_checkpoint = save_checkpoint
+
+
 def apply() -> None:
     """Apply every fix (idempotent; done on ``import mmseg_longtail``)."""
     _register_config_scope()
@@ -251,6 +281,7 @@ def apply() -> None:
     _patch_cpu_distributed()
     _patch_decode_head_check()
     _patch_loader_errors()
+    _patch_atomic_checkpoint_save()
 
 
 apply()

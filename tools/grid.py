@@ -91,6 +91,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                     help='extra sbatch arguments, one string')
     sl.add_argument('--wait', action='store_true',
                     help='wait for the job array (sbatch --wait)')
+    sl.add_argument('--signal-seconds', type=int, default=180,
+                    help='preemptible array tasks: SLURM warns a task this '
+                    'many seconds before its time limit (--signal=B:USR1@N '
+                    '--requeue); the training checkpoints, and the task '
+                    'requeues itself and resumes. 0: neither flag')
     p.add_argument('--run-cell', nargs=2, metavar=('PLAN', 'INDEX'),
                    help=argparse.SUPPRESS)  # one array task (internal)
     args = p.parse_args(argv)
@@ -124,7 +129,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             force=a.force, dry_run=a.dry_run, verbose=a.verbose),
         SlurmOptions(a.partition, a.job_name, a.gpus_per_node,
                      a.cpus_per_task, a.mem, a.time, a.max_parallel,
-                     a.sbatch_args, a.wait))
+                     a.sbatch_args, a.wait, a.signal_seconds))
 
 
 if __name__ == '__main__':

@@ -69,7 +69,7 @@ else
     if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
       SRC=$(mktemp -d)
       step "building $MMCV_SPEC from source for C++20 (first time: ~15 min on 2 cores; MAX_JOBS=$MAX_JOBS) -> $WHEELS"
-      pip_ download -q --no-deps --no-binary :all: "$MMCV_SPEC" -d "$SRC"
+      "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: "$MMCV_SPEC" -d "$SRC"
       tar xzf "$SRC"/mmcv-*.tar.gz -C "$SRC"
       sed -i "s/'-std=c++17'/'-std=c++20'/g" "$SRC"/mmcv-*/setup.py
       mkdir -p "$WHEELS"

@@ -15,7 +15,16 @@ log_level = 'INFO'
 load_from = None
 resume = False
 tta_model = dict(type='SegTTAModel')
-# Stop with a message naming the loss term, iteration and work dir when a
-# loss or gradient turns NaN / inf (mmengine would train on); action='skip'
-# drops such steps instead, enabled=False turns it off.
-custom_hooks = [dict(type='NonFiniteGuardHook', action='stop')]
+# NonFiniteGuardHook: stop with a message naming the loss term, iteration and
+# work dir when a loss or gradient turns NaN / inf (mmengine would train on);
+# action='skip' drops such steps instead. ExactResumeHook: random generators
+# seeded from (seed, rank, batch index), so that a killed and resumed run ends
+# with the weights of the uninterrupted one and evaluation does not change
+# the trajectory. PreemptionHook: on SIGUSR1 / SIGTERM (a scheduler's warning)
+# checkpoint the current iteration and exit with 75, which the SLURM wrappers
+# requeue (docs/grid.md, "Preemptible runs"). enabled=False turns any off.
+custom_hooks = [
+    dict(type='NonFiniteGuardHook', action='stop'),
+    dict(type='ExactResumeHook'),
+    dict(type='PreemptionHook'),
+]

@@ -13,13 +13,16 @@ import os
 import os.path as osp
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional, Sequence
 
+from ..engine.hooks.preemption_hook import PREEMPTED_EXIT_CODE
 from .cells import Cell, match, filter_cells, plan_cells, run_name
 from .collect import (format_duration, gather, git_commit,
                       record_from_work_dir)
@@ -238,10 +241,16 @@ def _now() -> str:
     return datetime.datetime.now().isoformat(timespec='seconds')
 
 
+# passed on to the running training, whose PreemptionHook acts on them
+FORWARDED_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+
+
 def _stream(cmd: List[str], log_path: str, env: dict, verbose: bool,
             prefix: str) -> int:
     """Run ``cmd``, its output appended to ``log_path``; a heartbeat line
-    every 30 s unless ``verbose`` (then everything is echoed)."""
+    every 30 s unless ``verbose`` (then everything is echoed). SIGUSR1 and
+    SIGTERM sent to this process go on to ``cmd`` (a scheduler's warning
+    must reach the training, not stop the launcher)."""
     last = 0.0
     with open(log_path, 'a') as log:
         log.write(f'\n# {datetime.datetime.now():%Y-%m-%d %H:%M:%S} '
@@ -251,17 +260,26 @@ def _stream(cmd: List[str], log_path: str, env: dict, verbose: bool,
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True,
                                 errors='replace')
-        for line in proc.stdout:
-            log.write(line)
-            if verbose:
-                sys.stdout.write(line)
-            elif 'Iter(' in line and time.time() - last > 30:
-                m = re.search(r'Iter\((train|val|test)\)\s*\[\s*\d+/\d+\]',
-                              line)
-                if m:
-                    print(f'{prefix}    {m.group(0)}', flush=True)
-                    last = time.time()
-        return proc.wait()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for s in FORWARDED_SIGNALS:
+                previous[s] = signal.signal(
+                    s, lambda signum, frame: proc.send_signal(signum))
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                if verbose:
+                    sys.stdout.write(line)
+                elif 'Iter(' in line and time.time() - last > 30:
+                    m = re.search(
+                        r'Iter\((train|val|test)\)\s*\[\s*\d+/\d+\]', line)
+                    if m:
+                        print(f'{prefix}    {m.group(0)}', flush=True)
+                        last = time.time()
+            return proc.wait()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 def run_cell(study: Study, run: PlannedRun, opts: LaunchOptions,
@@ -292,6 +310,15 @@ def run_cell(study: Study, run: PlannedRun, opts: LaunchOptions,
     log_path = osp.join(work_dir, 'grid_train.log')
     pop_stop_reason(work_dir)  # a stale one from an earlier attempt
     rc = _stream(cmd, log_path, env, opts.verbose, prefix)
+    if rc == PREEMPTED_EXIT_CODE:
+        # PreemptionHook wrote a checkpoint and stopped: the cell resumes
+        # from it when it runs again (a requeued array task, the next grid.py)
+        it = last_checkpoint_iter(work_dir)
+        return status.update(
+            state='preempted', returncode=rc,
+            reason=f'preempted after iteration {it}: checkpoint written, '
+            'resumes from it', wall_s=status.wall_s + time.time() - started,
+            finished=_now(), last_iter=it, loadavg_end=_loadavg())
     reason = '' if rc == 0 else (pop_stop_reason(work_dir) or
                                  f'tools/train.py exited {rc}')
     ckpt = last_checkpoint(work_dir)
@@ -329,6 +356,9 @@ class SlurmOptions:
     max_parallel: Optional[int] = None
     sbatch_args: str = ''
     wait: bool = False
+    # seconds before the time limit at which SLURM warns the job
+    # (--signal=B:USR1@N, with --requeue); 0: neither
+    signal_seconds: int = 180
 
 
 def sbatch_script(opts: LaunchOptions, slurm: SlurmOptions, plan_path: str,
@@ -353,13 +383,21 @@ def sbatch_script(opts: LaunchOptions, slurm: SlurmOptions, plan_path: str,
                         ('time', slurm.time)):
         if value:
             lines.append(f'#SBATCH --{flag}={value}')
-    lines += [
-        '# one array task = one cell; written by tools/grid.py',
-        f'cd {shlex.quote(REPO_ROOT)}',
-        f'exec {shlex.quote(opts.python)} -u '
-        f'{shlex.quote(osp.join(TOOLS_DIR, "grid.py"))} --run-cell '
-        f'{shlex.quote(plan_path)} "$SLURM_ARRAY_TASK_ID"',
-    ]
+    command = (f'{shlex.quote(opts.python)} -u '
+               f'{shlex.quote(osp.join(TOOLS_DIR, "grid.py"))} --run-cell '
+               f'{shlex.quote(plan_path)} "$SLURM_ARRAY_TASK_ID"')
+    lines.append('# one array task = one cell; written by tools/grid.py')
+    if slurm.signal_seconds > 0:
+        # preemptible: warned before the time limit, the training
+        # checkpoints and exits 75, and the task requeues itself
+        lines[1:1] = ['#SBATCH --requeue',
+                      f'#SBATCH --signal=B:USR1@{slurm.signal_seconds}']
+        lines += [f'cd {shlex.quote(REPO_ROOT)}',
+                  'source ' + shlex.quote(osp.join(TOOLS_DIR, 'slurm',
+                                                   'preemptible.sh')),
+                  f'run_preemptible {command}']
+    else:
+        lines += [f'cd {shlex.quote(REPO_ROOT)}', f'exec {command}']
     return '\n'.join(lines) + '\n'
 
 
@@ -490,6 +528,14 @@ def run_study(study: Study, plan: List[PlannedRun], opts: LaunchOptions,
         if status.state == 'done':
             print(f'{prefix} {r.key} done ({format_duration(status.wall_s)} '
                   'in all)', flush=True)
+        elif status.state == 'preempted':
+            # the signal was meant for the whole grid: stop here; the next
+            # tools/grid.py resumes this cell from its checkpoint
+            print(f'{prefix} {r.key} {status.reason}; stopping the grid '
+                  f'(exit {PREEMPTED_EXIT_CODE}), run it again to continue',
+                  flush=True)
+            print_summary(study, plan)
+            return PREEMPTED_EXIT_CODE
         else:
             failed += 1
             print(f'{prefix} {r.key} FAILED ({status.reason}); log: '

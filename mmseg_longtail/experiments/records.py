@@ -131,7 +131,8 @@ class RunStatus:
 
     ``state`` is ``running`` while training, ``testing`` during the
     report-split evaluation, then ``done`` or ``failed`` (``reason`` says
-    why).
+    why), or ``preempted`` (stopped with a checkpoint by PreemptionHook;
+    the next attempt resumes from it).
     """
     cell: Dict[str, Any]
     config: str = ''

@@ -127,7 +127,8 @@ def test_bad_options_name_the_field(kwargs, match):
 def test_runtime_base_turns_the_guard_on(repo_root):
     from mmengine.config import Config
     cfg = Config.fromfile(str(repo_root / 'configs/_base_/default_runtime.py'))
-    assert [h['type'] for h in cfg.custom_hooks] == ['NonFiniteGuardHook']
+    assert [h['type'] for h in cfg.custom_hooks] == [
+        'NonFiniteGuardHook', 'ExactResumeHook', 'PreemptionHook']
 
 
 def test_stop_reason_file_round_trip(tmp_path):

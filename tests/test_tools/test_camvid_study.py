@@ -58,14 +58,14 @@ TITLES = dict(ce='CE', focal='Focal', cb='CB', cbfocal='CBFocal', bms='BMS',
 # head, batch 8, 2400 iterations, 144x192 crops
 TAIL = '_unet-s5-c8_fcn-noaux_1xb8-2400i_camvid-144x192'
 # CamVid's training sequences (the shared copy: 367 frames); the carve
-# moves sequence 0001TP (62 frames) to the selection split
+# moves sequence 0006R0 (101 frames) to the selection split
 SEQUENCE_SIZES = {'0001TP': 62, '0006R0': 101, '0016E5': 204}
-# class statistics of the 305 training frames left after the carve (the
-# shared copy's 367 minus the 62 of 0001TP; checked against the label
+# class statistics of the 266 training frames left after the carve (the
+# shared copy's 367 minus the 101 of 0006R0; checked against the label
 # files in the smoke test)
-CARVED_TRAIN_PIXELS = [8665855, 11717686, 528944, 18075367, 2374600,
-                       4981763, 620109, 669949, 2780392, 333779, 128709]
-CARVED_TRAIN_IMAGES = [304, 303, 304, 305, 287, 257, 289, 160, 298, 258, 154]
+CARVED_TRAIN_PIXELS = [7142823, 12871282, 439457, 13859719, 2434739,
+                       3089374, 447488, 581520, 2664876, 347576, 172804]
+CARVED_TRAIN_IMAGES = [265, 266, 265, 266, 266, 222, 262, 129, 265, 249, 187]
 
 
 def study(**kw):
@@ -82,7 +82,7 @@ def spec_rel(path: str) -> str:
 def _stats_file(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dict(
-        classes=CLASSES, ignore_index=255, num_images=305,
+        classes=CLASSES, ignore_index=255, num_images=266,
         pixel_counts=CARVED_TRAIN_PIXELS,
         image_counts=CARVED_TRAIN_IMAGES)))
     return path
@@ -194,10 +194,10 @@ def test_spec_cells_and_order():
                                          'camvid_144x192.py')
     assert spec_rel(st.results_dir) == osp.join('docs', 'results',
                                                 'camvid_cpu')
-    # the selection split is carved from train by sequence (62 of 367
+    # the selection split is carved from train by sequence (101 of 367
     # frames); the report split is val
     assert (ds.selection, ds.report) == ('carve', 'val')
-    assert ds.carve == Carve(62 / 367, r'^([0-9A-Za-z]+)_', 0)
+    assert ds.carve == Carve(101 / 367, r'^([0-9A-Za-z]+)_', 0)
     # the schedule: 2400 iterations, 8 evaluations, a checkpoint every 600;
     # LDAM's DRW over the last 20%
     from mmengine.config import Config
@@ -319,9 +319,9 @@ def test_bad_spec_fails_naming_the_key(tmp_path):
          'select_metric'),
         ("report='val'", "report='train'", SpecError,
          'datasets.camvid.report'),
-        ("fraction=62 / 367", "fraction=367 / 62", SpecError,
+        ("fraction=101 / 367", "fraction=367 / 101", SpecError,
          r'carve.fraction must lie in \(0, 1\)'),
-        ("fraction=62 / 367, group=", "fraction=62 / 367, grp=", SpecError,
+        ("fraction=101 / 367, group=", "fraction=101 / 367, grp=", SpecError,
          r"datasets.camvid.selection.carve needs \['group'\]"),
         ("selection=dict(\n", "selection='train' or dict(\n", SpecError,
          r"datasets.camvid.selection: 'val' or dict\(carve=...\)"),
@@ -422,19 +422,19 @@ def rendered(tmp_path_factory):
 
 
 def test_carve_by_sequence(rendered):
-    """Rendering the study carves train once: sequence 0001TP (62 frames)
-    is the selection split, the other 305 frames train; the lists go to the
+    """Rendering the study carves train once: sequence 0006R0 (101 frames)
+    is the selection split, the other 266 frames train; the lists go to the
     results folder."""
     work, _, _, stems = rendered
     folder = work / 'results' / 'splits' / 'camvid'
     train = (folder / 'train.txt').read_text().split()
     selection = (folder / 'selection.txt').read_text().split()
-    assert len(selection) == 62 and len(train) == 305
-    assert all(s.startswith('0001TP_') for s in selection)
-    assert not any(s.startswith('0001TP_') for s in train)
+    assert len(selection) == 101 and len(train) == 266
+    assert all(s.startswith('0006R0_') for s in selection)
+    assert not any(s.startswith('0006R0_') for s in train)
     assert not set(train) & set(selection)
     assert sorted(train + selection) == sorted(stems['train'])
-    assert selection == sorted(_fake_stems('0001TP', 62))
+    assert selection == sorted(_fake_stems('0006R0', 101))
 
 
 def test_rendered_configs(rendered):
@@ -525,9 +525,9 @@ def test_rendered_configs(rendered):
                 for i in range(len(ds))]
 
     train, sel, test = files('train'), files('val'), files('test')
-    assert len(train) == 305 and len(sel) == 62 and len(test) == 5
+    assert len(train) == 266 and len(sel) == 101 and len(test) == 5
     assert sorted(sel) == [osp.join('img_dir', 'train', s + '.jpg')
-                           for s in _fake_stems('0001TP', 62)]
+                           for s in _fake_stems('0006R0', 101)]
     assert not set(train) & set(sel)
     assert all(f.startswith(osp.join('img_dir', 'train', '')) for f in train)
     assert sorted(test) == [osp.join('img_dir', 'val', s + '.jpg')
@@ -709,7 +709,7 @@ def test_page_from_records(tmp_path):
                             md[md.index('## Setup'):md.index('## Results')],
                             re.M))
     assert setup['selection split'].startswith(
-        'carved from `train`: whole groups (`^([0-9A-Za-z]+)_`), 17% of the '
+        'carved from `train`: whole groups (`^([0-9A-Za-z]+)_`), 28% of the '
         'files (seed 0; lists in ')
     assert 'not trained on; the variant of each loss with the best mean ' \
         'mIoU there is reported' in setup['selection split']
@@ -880,8 +880,8 @@ def _label_counts(files) -> list:
 
 def test_reproduce_command_smoke(tmp_path, camvid_root):
     """The study's command with a tiny schedule on the real files: the
-    selection split is carved (sequence 0001TP), the statistics are
-    counted on the other 305 frames, an LDAM setting (counted, DRW switched
+    selection split is carved (sequence 0006R0), the statistics are
+    counted on the other 266 frames, an LDAM setting (counted, DRW switched
     on after its first iteration here) trains, validates on the selection
     split, is tested on the report split and recorded, and the page is
     generated from the record."""
@@ -897,23 +897,23 @@ def test_reproduce_command_smoke(tmp_path, camvid_root):
                     camvid_root, '--work-root', root, '--results-dir',
                     results, '--losses', 'ldam:s5*', '--seeds', '0',
                     '--cfg-options'] + tiny, timeout=300).stdout
-    assert 'carved camvid: 305 training and 62 selection files' in out
+    assert 'carved camvid: 266 training and 101 selection files' in out
     assert 'class statistics (camvid): writing' in out
-    # the carve: whole sequence 0001TP, disjoint from training
+    # the carve: whole sequence 0006R0, disjoint from training
     folder = results / 'splits' / 'camvid'
     train = (folder / 'train.txt').read_text().split()
     selection = (folder / 'selection.txt').read_text().split()
     real = sorted(p.stem for p in (camvid_root / 'img_dir' /
                                    'train').glob('*.jpg'))
-    assert sorted(selection) == [s for s in real if s.startswith('0001TP_')]
-    assert len(selection) == 62 and len(train) == 305
+    assert sorted(selection) == [s for s in real if s.startswith('0006R0_')]
+    assert len(selection) == 101 and len(train) == 266
     assert not set(train) & set(selection)
     assert sorted(train + selection) == real
-    # statistics of the training frames only: all of train minus 0001TP
+    # statistics of the training frames only: all of train minus 0006R0
     stats = json.loads((root / 'class_stats' / 'camvid.json').read_text())
     held_out = _label_counts(camvid_root / 'ann_dir' / 'train' / f'{s}.png'
                              for s in selection)
-    assert stats['num_images'] == 305
+    assert stats['num_images'] == 266
     assert stats['pixel_counts'] == CARVED_TRAIN_PIXELS == [
         a - b for a, b in zip(CAMVID_TRAIN_PIXELS, held_out)]
     assert stats['image_counts'] == CARVED_TRAIN_IMAGES
@@ -928,7 +928,7 @@ def test_reproduce_command_smoke(tmp_path, camvid_root):
     assert record['train_counts'] == CARVED_TRAIN_PIXELS
     assert record['selection']['iter'] == 2
     assert record['report'] is not None
-    # the selection (0001TP) and the report (val) are other images
+    # the selection (0006R0) and the report (val) are other images
     assert record['selection']['per_class_iou'] != \
         record['report']['per_class_iou']
     page = tmp_path / 'camvid.md'

@@ -1,7 +1,12 @@
 """tools/grid.py: selection, the dry-run plan, and a local run of grid cells
 on tiny synthetic data (skips finished cells, resumes unfinished ones)."""
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT, run_tool
@@ -53,6 +58,15 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
                  '#SBATCH --cpus-per-task=6', '#SBATCH --partition=gpu',
                  '#SBATCH --time=1-00:00:00'):
         assert line in out
+    # preemptible: warned 180 s before the time limit, requeued on exit 75
+    assert '#SBATCH --requeue' in out and '#SBATCH --signal=B:USR1@180' in out
+    assert re.search(r'^run_preemptible \S+ -u \S+grid.py --run-cell ', out,
+                     re.M)
+    out = run_tool(['tools/grid.py', '--models', 'deeplabv3plus', '--losses',
+                    'pat:tau2', '--slurm', '--signal-seconds', '0',
+                    '--work-root', work, '--dry-run']).stdout
+    assert '--requeue' not in out and '--signal' not in out
+    assert re.search(r'^exec \S+ -u \S+grid.py --run-cell ', out, re.M)
     assert not work.exists()
 
 
@@ -142,3 +156,51 @@ def test_local_grid_skips_done_and_resumes(tmp_path):
         head=[0, 1], body=[2], tail=[3, 4])
     assert f'{metrics["summary"]["mIoU"]:.2f}' in rows['PAT (tau=2)']
     assert REPO_ROOT.joinpath('configs/grid').is_dir()
+
+
+def test_local_grid_preempted_cell_resumes(tmp_path):
+    """SIGTERM to tools/grid.py (a scheduler stopping the job) reaches the
+    training: its PreemptionHook checkpoints the iteration and exits 75, the
+    cell's status says `preempted`, and grid.py stops with 75. Run again,
+    the cell resumes from that checkpoint and finishes."""
+    root, results = tmp_path / 'grid', tmp_path / 'results'
+    cmd = [sys.executable, 'tools/grid.py', '--data-config', TINY_DATA,
+           '--models', 'unet', '--losses', 'ce', '--seeds', '0',
+           '--work-root', str(root), '--results-dir', str(results),
+           '--cfg-options', 'default_hooks.logger.interval=1',
+           'train_cfg.max_iters=400', 'train_cfg.val_interval=400',
+           'default_hooks.checkpoint.interval=400']
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    ce = root / 'ce_unet-s5-d16_fcn-noaux_1xb2-30k_synthetic-tiny-32x32_seed0'
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 300
+        log = ce / 'grid_train.log'
+        while not (log.is_file() and re.search(
+                r'Iter\(train\) \[\s*5/400\]', log.read_text())):
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            assert time.time() < deadline, 'no progress after 300 s'
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 75, out[-3000:]
+    status = _status(ce)
+    assert status['state'] == 'preempted', status
+    it = status['last_iter']
+    assert 5 <= it < 400 and (ce / f'iter_{it}.pth').is_file()
+    assert status['reason'] == (f'preempted after iteration {it}: '
+                                'checkpoint written, resumes from it')
+    assert 'stopping the grid (exit 75)' in out
+    assert not (results / 'runs').exists()
+
+    out = run_tool(cmd[1:]).stdout
+    assert re.search(rf'synthetic_tiny/unet/ce/seed0\s+resume@{it}\s+run',
+                     out)
+    resumed = (ce / 'grid_train.log').read_text()
+    assert f'resumed epoch: 0, iter: {it}' in resumed
+    assert _status(ce)['state'] == 'done' and _status(ce)['attempts'] == 2
+    assert (results / 'runs' / f'{ce.name}.json').is_file()

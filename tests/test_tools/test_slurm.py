@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -112,3 +113,75 @@ def test_grid_slurm_job_array(slurm_partition, tmp_path):
         assert re.fullmatch(r'\d+\.\d\d', cells[4])  # selection mIoU
         assert re.fullmatch(r'\d+\.\d\d', cells[5])  # report mIoU
         assert re.fullmatch(r'\d+:\d\d', cells[-1])  # wall time
+
+
+def test_slurm_train_preempted_requeued_resumed(slurm_partition, tmp_path):
+    """The preemption round trip on the real controller: a 2-task job of
+    tools/slurm_train.sh gets SLURM's warning signal in its batch shell
+    (`scancel --signal=USR1 --batch`, what --signal=B:USR1@N sends), the
+    training checkpoints the iteration it is at and exits 75, the job
+    requeues itself, restarts with --resume, and ends with the weights of an
+    uninterrupted 2-process run."""
+    from tests.fault_runs import (final_checkpoint, same_state, train,
+                                  write_config)
+    iters = 12
+    hooks = [dict(type='ExactResumeHook'), dict(type='PreemptionHook')]
+    slow = [dict(type='ProgressHook', delay=0.3)]
+    cfg = write_config(tmp_path / 'slow.py', hooks + slow, iters)
+    work, logs = tmp_path / 'run', tmp_path / 'logs'
+    env = dict(os.environ, GPUS='2', GPUS_PER_NODE='0', CPUS_PER_TASK='1',
+               PYTHON=sys.executable, PYTHONPATH=str(REPO_ROOT),
+               OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1', LOG_DIR=str(logs))
+    out_path = tmp_path / 'slurm_train.out'
+    with open(out_path, 'w') as out:
+        proc = subprocess.Popen(
+            ['bash', 'tools/slurm_train.sh', slurm_partition, 'lt-preempt',
+             str(cfg), '--work-dir', str(work)],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 300
+        job = None
+        # the job runs: signal its batch shell after 4 iterations
+        while True:
+            assert proc.poll() is None, out_path.read_text()[-3000:]
+            assert time.time() < deadline, out_path.read_text()[-3000:]
+            m = re.search(r'submitted job (\d+)', out_path.read_text())
+            job = job or (m and m.group(1))
+            progress = work / 'progress_rank0.txt'
+            if job and progress.is_file() and int(
+                    progress.read_text().split()[1]) >= 4:
+                break
+            time.sleep(0.1)
+        subprocess.run(['scancel', '--signal=USR1', '--batch', job],
+                       check=True)
+        # requeued: pending again; skip SLURM's requeue delay (about 2 min)
+        while True:
+            info = subprocess.run(['scontrol', 'show', 'job', job, '-o'],
+                                  capture_output=True, text=True).stdout
+            if 'Restarts=1' in info and 'JobState=PENDING' in info:
+                subprocess.run(['scontrol', 'update', f'JobId={job}',
+                                'StartTime=now'], check=True)
+                break
+            assert proc.poll() is None, out_path.read_text()[-3000:]
+            assert time.time() < deadline, info
+            time.sleep(0.2)
+        assert proc.wait(timeout=300) == 0, out_path.read_text()[-6000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            subprocess.run(['scancel', job or '0'])
+    log = out_path.read_text()
+    stopped = re.search(r'PreemptionHook: SIGUSR1 received; stopped after '
+                        r'iteration (\d+) with checkpoint', log)
+    assert stopped, log[-6000:]
+    it = int(stopped.group(1))
+    assert 4 <= it < iters
+    assert (f'[preemptible] checkpoint written and stopped (exit 75): '
+            f'requeueing job {job}') in log
+    assert f'[slurm_train] restart 1 of job {job}: resuming' in log
+    assert f'resumed epoch: 0, iter: {it}' in log
+    assert f'job {job} ended: COMPLETED' in log
+    ref = tmp_path / 'ref'
+    train(write_config(tmp_path / 'ref.py', hooks, iters), ref, 2)
+    assert same_state(final_checkpoint(ref, iters),
+                      final_checkpoint(work, iters))

@@ -1,0 +1,117 @@
+"""PreemptionHook: SIGUSR1 (or SIGTERM) sent to a training process makes it
+finish the iteration, write that iteration's checkpoint and exit with 75; in
+two gloo processes a signal to one rank stops both at the same iteration.
+Resumed from that checkpoint, the run ends with the uninterrupted run's
+weights (with ExactResumeHook). The SLURM round trip (warning signal,
+requeue, automatic resume) is in tests/test_tools/test_slurm.py."""
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from mmseg_longtail.engine.hooks import PREEMPTED_EXIT_CODE, PreemptionHook
+from tests.conftest import REPO_ROOT
+from tests.fault_runs import (final_checkpoint, last_checkpoint_name,
+                              same_state, train, train_command, train_env,
+                              write_config)
+
+ITERS = 12
+HOOKS = [dict(type='ExactResumeHook'), dict(type='PreemptionHook')]
+# slows training down so that the signal lands while it runs
+SLOW = [dict(type='ProgressHook', delay=0.3)]
+
+
+def progress(work: Path, rank: int):
+    """(pid, iterations done) of a rank, None before its first iteration."""
+    path = work / f'progress_rank{rank}.txt'
+    if not path.is_file():
+        return None
+    pid, it = path.read_text().split()
+    return int(pid), int(it)
+
+
+def signal_while_training(tmp_path, procs: int, signum: int, rank: int,
+                          after: int = 4):
+    """Start training, send ``signum`` to rank ``rank``'s process once it
+    has done ``after`` iterations, and return (exit status, output, work
+    dir, the iteration each rank had done when the run stopped)."""
+    work = tmp_path / 'run'
+    cfg = write_config(tmp_path / 'slow.py', HOOKS + SLOW, ITERS)
+    proc = subprocess.Popen(train_command(cfg, work, procs), cwd=REPO_ROOT,
+                            env=train_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 300
+        while True:
+            state = progress(work, rank)
+            if state and state[1] >= after:
+                os.kill(state[0], signum)
+                break
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            assert time.time() < deadline, 'no progress after 300 s'
+            time.sleep(0.05)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stopped = [progress(work, r)[1] for r in range(procs)]
+    return proc.returncode, out, work, stopped
+
+
+@pytest.mark.parametrize('signum', [signal.SIGUSR1, signal.SIGTERM])
+def test_signal_checkpoints_and_exits_for_requeue(tmp_path, signum):
+    rc, out, work, (stopped, ) = signal_while_training(tmp_path, 1, signum,
+                                                       rank=0)
+    assert rc == PREEMPTED_EXIT_CODE, out[-3000:]
+    assert 4 <= stopped < ITERS
+    name = signal.Signals(signum).name
+    assert (f'PreemptionHook: {name} received; stopped after iteration '
+            f'{stopped} with checkpoint') in out
+    # the checkpoint of the iteration it stopped at, found by --resume
+    assert last_checkpoint_name(work) == f'iter_{stopped}.pth'
+    ckpt = final_checkpoint(work, stopped)
+    assert ckpt['meta']['iter'] == stopped
+    assert not list(work.glob('*.tmp*'))  # written under a temporary name
+
+
+def test_two_processes_agree_and_resume_bit_exact(tmp_path):
+    """SIGUSR1 to rank 1 only: both ranks stop after the same iteration
+    (the all-reduced flag), and the run resumed from that checkpoint ends
+    with the weights of the uninterrupted two-process run."""
+    rc, out, work, stopped = signal_while_training(
+        tmp_path, 2, signal.SIGUSR1, rank=1)
+    # torchrun exits 1 and names its workers' exit status
+    assert rc != 0 and 'exitcode  : 75' in out, out[-3000:]
+    assert stopped[0] == stopped[1] and 4 <= stopped[0] < ITERS, stopped
+    assert last_checkpoint_name(work) == f'iter_{stopped[0]}.pth'
+    assert (f'stopped after iteration {stopped[0]} with checkpoint') in out
+    cfg = write_config(tmp_path / 'fast.py', HOOKS, ITERS)
+    resumed = train(cfg, work, 2, resume=True).stdout
+    assert f'resumed epoch: 0, iter: {stopped[0]}' in resumed
+    ref = tmp_path / 'ref'
+    train(cfg, ref, 2)
+    assert same_state(final_checkpoint(ref, ITERS),
+                      final_checkpoint(work, ITERS))
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(signals=['SIGFOO']), "signals: unknown signal 'SIGFOO'"),
+    (dict(signals=[]), 'signals is empty'),
+    (dict(exit_code=0), 'exit_code must be an integer in 1..255'),
+])
+def test_bad_options_name_the_field(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PreemptionHook(**kwargs)
+
+
+def test_handlers_come_back_after_the_run():
+    before = signal.getsignal(signal.SIGUSR1)
+    hook = PreemptionHook(signals=['SIGUSR1'])
+    assert signal.getsignal(signal.SIGUSR1) == hook._handle
+    hook.after_run(None)
+    assert signal.getsignal(signal.SIGUSR1) == before
+    off = PreemptionHook(enabled=False)
+    assert signal.getsignal(signal.SIGUSR1) == before and not off._previous

@@ -35,17 +35,18 @@ default_hooks = dict(
     logger=dict(interval=1),
     checkpoint=dict(interval=3, max_keep_ckpts=1))
 custom_hooks = {hooks!r}
+{extra}
 """
 
 
 def write_config(path: Path, hooks: List[dict], max_iters: int,
-                 workers: int = 0) -> Path:
+                 workers: int = 0, extra: str = '') -> Path:
     """A config of the quick-start U-Net (width 8, dropout 0.3) with
-    ``hooks`` as its ``custom_hooks``."""
+    ``hooks`` as its ``custom_hooks`` and ``extra`` config lines."""
     path.write_text(CONFIG.format(
         base=str(REPO_ROOT / 'configs/quickstart/unet_tiny_synthetic_ce.py'),
         workers=workers, persistent=workers > 0, hooks=hooks,
-        max_iters=max_iters))
+        max_iters=max_iters, extra=extra))
     return path
 
 

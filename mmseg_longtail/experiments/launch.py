@@ -390,8 +390,10 @@ def sbatch_script(opts: LaunchOptions, slurm: SlurmOptions, plan_path: str,
     if slurm.signal_seconds > 0:
         # preemptible: warned before the time limit, the training
         # checkpoints and exits 75, and the task requeues itself
+        # (the log of a requeued task goes on after the first attempt's)
         lines[1:1] = ['#SBATCH --requeue',
-                      f'#SBATCH --signal=B:USR1@{slurm.signal_seconds}']
+                      f'#SBATCH --signal=B:USR1@{slurm.signal_seconds}',
+                      '#SBATCH --open-mode=append']
         lines += [f'cd {shlex.quote(REPO_ROOT)}',
                   'source ' + shlex.quote(osp.join(TOOLS_DIR, 'slurm',
                                                    'preemptible.sh')),

@@ -17,21 +17,33 @@ from tests.fault_runs import (final_checkpoint, last_checkpoint_name,
 ITERS = 8  # checkpoints at 3 and 6, evaluations at 2, 4, 6, 8
 
 
-def _kill_and_resume(tmp_path, workers, kill, procs, hook=True):
+# LDAM with deferred re-weighting switching on at iteration 4 (between the
+# checkpoint at 3 and the kill at 5) plus BLV, whose logit noise comes from
+# torch's generator: loss state a resume must get right
+LOSSES = """
+counts = [4000, 2000, 800, 200, 50]
+model = dict(decode_head=dict(loss_decode=[
+    dict(type='LDAMLoss', class_counts=counts, s=1.0, drw_start_iter=4,
+         drw_beta=0.999),
+    dict(type='BLVLoss', class_counts=counts, sigma=4.0, loss_weight=0.5)]))
+"""
+
+
+def _kill_and_resume(tmp_path, workers, kill, procs, hook=True, extra=''):
     """(uninterrupted final checkpoint, killed-and-resumed one)."""
     hooks = [dict(type='ExactResumeHook', enabled=hook)]
     kill_hook = [dict(type='KillAtIterHook', at=kill)]
     ref, run = tmp_path / 'ref', tmp_path / 'run'
-    train(write_config(tmp_path / 'ref.py', hooks, ITERS, workers), ref,
-          procs)
+    train(write_config(tmp_path / 'ref.py', hooks, ITERS, workers, extra),
+          ref, procs)
     # SIGKILL: -9 from one process; torchrun reports its workers' deaths
     proc = train(write_config(tmp_path / 'killed.py', hooks + kill_hook,
-                              ITERS, workers), run, procs, expect=None)
+                              ITERS, workers, extra), run, procs, expect=None)
     assert procs > 1 or proc.returncode == -9, proc.stdout[-3000:]
     assert last_checkpoint_name(run) == f'iter_{kill // 3 * 3}.pth'
     assert not (run / f'iter_{ITERS}.pth').exists()
-    out = train(write_config(tmp_path / 'resumed.py', hooks, ITERS, workers),
-                run, procs, resume=True).stdout
+    out = train(write_config(tmp_path / 'resumed.py', hooks, ITERS, workers,
+                             extra), run, procs, resume=True).stdout
     assert f'resumed epoch: 0, iter: {kill // 3 * 3}' in out
     return final_checkpoint(ref, ITERS), final_checkpoint(run, ITERS)
 
@@ -43,6 +55,13 @@ def _kill_and_resume(tmp_path, workers, kill, procs, hook=True):
 def test_one_process_resume_is_bit_exact(tmp_path, workers, kill):
     ref, resumed = _kill_and_resume(tmp_path, workers, kill, procs=1)
     assert same_state(ref, resumed)
+
+
+def test_resume_with_deferred_reweighting_and_logit_noise(tmp_path):
+    ref, resumed = _kill_and_resume(tmp_path, workers=0, kill=5, procs=1,
+                                    extra=LOSSES)
+    assert same_state(ref, resumed)
+    assert 'decode.loss_blv' in str(ref['message_hub'])
 
 
 def test_two_gloo_processes_resume_is_bit_exact(tmp_path):

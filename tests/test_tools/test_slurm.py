@@ -185,3 +185,73 @@ def test_slurm_train_preempted_requeued_resumed(slurm_partition, tmp_path):
     train(write_config(tmp_path / 'ref.py', hooks, iters), ref, 2)
     assert same_state(final_checkpoint(ref, iters),
                       final_checkpoint(work, iters))
+
+
+def test_grid_array_task_preempted_requeued_resumed(slurm_partition,
+                                                    tmp_path):
+    """A cell of a `grid.py --slurm` job array warned like a time limit
+    (USR1 to the array task's batch shell): grid.py passes the signal on,
+    the training checkpoints and exits 75, the cell's status says
+    `preempted`, the task requeues itself, and the restarted task resumes
+    the cell from that checkpoint, tests and records it."""
+    root, results = tmp_path / 'grid', tmp_path / 'results'
+    iters = 600
+    proc = subprocess.Popen(
+        [sys.executable, 'tools/grid.py', '--slurm', '--wait', '--partition',
+         slurm_partition, '--gpus-per-node', '0', '--cpus-per-task', '1',
+         '--job-name', 'lt-grid-preempt', '--data-config', TINY_DATA,
+         '--models', 'unet', '--losses', 'ce', '--seeds', '0',
+         '--work-root', str(root), '--results-dir', str(results),
+         '--cfg-options', 'default_hooks.logger.interval=1',
+         f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+         f'default_hooks.checkpoint.interval={iters}'],
+        cwd=REPO_ROOT, env=dict(os.environ, OMP_NUM_THREADS='1',
+                                PYTHONUNBUFFERED='1'),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cell = root / 'ce_unet-s5-d16_fcn-noaux_1xb2-30k_synthetic-tiny-32x32_seed0'
+    task = None
+    try:
+        deadline = time.time() + 300
+        log = cell / 'grid_train.log'
+        while not (log.is_file() and re.search(
+                r'Iter\(train\) \[\s*20/600\]', log.read_text())):
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            assert time.time() < deadline, 'no progress after 300 s'
+            time.sleep(0.1)
+        task = json.loads((cell / 'grid_status.json').read_text())[
+            'slurm_job']
+        subprocess.run(['scancel', '--signal=USR1', '--batch', task],
+                       check=True)
+        while True:
+            info = subprocess.run(['scontrol', 'show', 'job', task, '-o'],
+                                  capture_output=True, text=True).stdout
+            if 'Restarts=1' in info and 'JobState=PENDING' in info:
+                subprocess.run(['scontrol', 'update', f'JobId={task}',
+                                'StartTime=now'], check=True)
+                break
+            assert time.time() < deadline, info
+            time.sleep(0.2)
+        while not (results / 'runs' / f'{cell.name}.json').is_file():
+            assert time.time() < deadline, 'the requeued task did not finish'
+            time.sleep(0.5)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            subprocess.run(['scancel', task or '0'])
+    assert 'ended (sbatch exit 0)' in out, out[-3000:]
+    status = json.loads((cell / 'grid_status.json').read_text())
+    assert status['state'] == 'done' and status['attempts'] == 2
+    train_log = (cell / 'grid_train.log').read_text()
+    stopped = re.search(r'PreemptionHook: SIGUSR1 received; stopped after '
+                        r'iteration (\d+) with checkpoint', train_log)
+    assert stopped, train_log[-3000:]
+    it = int(stopped.group(1))
+    assert 20 <= it < iters
+    assert f'resumed epoch: 0, iter: {it}' in train_log
+    task_log = (root / '_grid' / 'logs' /
+                f'{task}.out').read_text()
+    # one log for both attempts (--open-mode=append)
+    assert 'requeueing job' in task_log
+    assert task_log.count('synthetic_tiny/unet/ce/seed0: training') == 2
+    assert (cell / f'iter_{iters}.pth').is_file()

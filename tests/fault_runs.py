@@ -4,11 +4,13 @@ flips, a shuffled sampler, evaluations between checkpoints), runs of
 tools/train.py in 1 or 2 processes, and a bit-exact comparison of final
 checkpoints."""
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import torch
 
@@ -109,3 +111,28 @@ def same_state(a: dict, b: dict) -> bool:
 def last_checkpoint_name(work: Path) -> str:
     return Path((work / 'last_checkpoint').read_text().strip()).name
 
+
+
+def wait_until(condition: Callable[[], Any], proc=None, timeout: float = 300,
+               what: str = 'progress', poll: float = 0.1) -> Any:
+    """Poll ``condition()`` until it is truthy and return its value; fail
+    when ``proc`` (a Popen) ends first, with its output, or after
+    ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read()[-3000:] if proc.stdout else ''
+            raise AssertionError(f'exited {proc.returncode} before '
+                                 f'{what}:\n{out}')
+        if time.time() > deadline:
+            raise AssertionError(f'no {what} after {timeout} s')
+        time.sleep(poll)
+
+
+def log_matches(path: Path, pattern: str) -> Callable[[], bool]:
+    """A condition: the file exists and ``pattern`` is found in it."""
+    return lambda: path.is_file() and re.search(pattern,
+                                                path.read_text()) is not None

@@ -6,10 +6,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT, run_tool
+from tests.fault_runs import log_matches, wait_until
 
 TINY_DATA = 'tests/test_configs/data/synthetic_tiny.py'
 
@@ -175,13 +175,9 @@ def test_local_grid_preempted_cell_resumes(tmp_path):
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 300
-        log = ce / 'grid_train.log'
-        while not (log.is_file() and re.search(
-                r'Iter\(train\) \[\s*5/400\]', log.read_text())):
-            assert proc.poll() is None, proc.stdout.read()[-3000:]
-            assert time.time() < deadline, 'no progress after 300 s'
-            time.sleep(0.1)
+        wait_until(log_matches(ce / 'grid_train.log',
+                               r'Iter\(train\) \[\s*5/400\]'), proc,
+                   what='iteration 5')
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=300)
     finally:

@@ -11,11 +11,11 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.conftest import REPO_ROOT, run_tool
+from tests.fault_runs import log_matches, wait_until
 
 CONFIG = 'tests/test_configs/data/tiny_gn_synthetic.py'
 TINY_DATA = 'tests/test_configs/data/synthetic_tiny.py'
@@ -115,6 +115,23 @@ def test_grid_slurm_job_array(slurm_partition, tmp_path):
         assert re.fullmatch(r'\d+:\d\d', cells[-1])  # wall time
 
 
+def _warn_and_release_requeued(job: str, proc) -> None:
+    """Send the time-limit warning to ``job``'s batch shell (what
+    --signal=B:USR1@N does), wait until the job has requeued itself, and
+    let it start again at once instead of after SLURM's requeue delay
+    (about 2 minutes)."""
+    subprocess.run(['scancel', '--signal=USR1', '--batch', job], check=True)
+
+    def requeued():
+        info = subprocess.run(['scontrol', 'show', 'job', job, '-o'],
+                              capture_output=True, text=True).stdout
+        return 'Restarts=1' in info and 'JobState=PENDING' in info
+
+    wait_until(requeued, proc, what=f'job {job} requeued', poll=0.2)
+    subprocess.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'],
+                   check=True)
+
+
 def test_slurm_train_preempted_requeued_resumed(slurm_partition, tmp_path):
     """The preemption round trip on the real controller: a 2-task job of
     tools/slurm_train.sh gets SLURM's warning signal in its batch shell
@@ -138,33 +155,15 @@ def test_slurm_train_preempted_requeued_resumed(slurm_partition, tmp_path):
             ['bash', 'tools/slurm_train.sh', slurm_partition, 'lt-preempt',
              str(cfg), '--work-dir', str(work)],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    job = None
     try:
-        deadline = time.time() + 300
-        job = None
+        wait_until(log_matches(out_path, r'submitted job \d+'), proc,
+                   what='the submission')
+        job = re.search(r'submitted job (\d+)', out_path.read_text()).group(1)
         # the job runs: signal its batch shell after 4 iterations
-        while True:
-            assert proc.poll() is None, out_path.read_text()[-3000:]
-            assert time.time() < deadline, out_path.read_text()[-3000:]
-            m = re.search(r'submitted job (\d+)', out_path.read_text())
-            job = job or (m and m.group(1))
-            progress = work / 'progress_rank0.txt'
-            if job and progress.is_file() and int(
-                    progress.read_text().split()[1]) >= 4:
-                break
-            time.sleep(0.1)
-        subprocess.run(['scancel', '--signal=USR1', '--batch', job],
-                       check=True)
-        # requeued: pending again; skip SLURM's requeue delay (about 2 min)
-        while True:
-            info = subprocess.run(['scontrol', 'show', 'job', job, '-o'],
-                                  capture_output=True, text=True).stdout
-            if 'Restarts=1' in info and 'JobState=PENDING' in info:
-                subprocess.run(['scontrol', 'update', f'JobId={job}',
-                                'StartTime=now'], check=True)
-                break
-            assert proc.poll() is None, out_path.read_text()[-3000:]
-            assert time.time() < deadline, info
-            time.sleep(0.2)
+        wait_until(log_matches(work / 'progress_rank0.txt',
+                               r' ([4-9]|\d\d+)$'), proc, what='iteration 4')
+        _warn_and_release_requeued(job, proc)
         assert proc.wait(timeout=300) == 0, out_path.read_text()[-6000:]
     finally:
         if proc.poll() is None:
@@ -211,29 +210,14 @@ def test_grid_array_task_preempted_requeued_resumed(slurm_partition,
     cell = root / 'ce_unet-s5-d16_fcn-noaux_1xb2-30k_synthetic-tiny-32x32_seed0'
     task = None
     try:
-        deadline = time.time() + 300
-        log = cell / 'grid_train.log'
-        while not (log.is_file() and re.search(
-                r'Iter\(train\) \[\s*20/600\]', log.read_text())):
-            assert proc.poll() is None, proc.stdout.read()[-3000:]
-            assert time.time() < deadline, 'no progress after 300 s'
-            time.sleep(0.1)
+        wait_until(log_matches(cell / 'grid_train.log',
+                               r'Iter\(train\) \[\s*20/600\]'), proc,
+                   what='iteration 20')
         task = json.loads((cell / 'grid_status.json').read_text())[
             'slurm_job']
-        subprocess.run(['scancel', '--signal=USR1', '--batch', task],
-                       check=True)
-        while True:
-            info = subprocess.run(['scontrol', 'show', 'job', task, '-o'],
-                                  capture_output=True, text=True).stdout
-            if 'Restarts=1' in info and 'JobState=PENDING' in info:
-                subprocess.run(['scontrol', 'update', f'JobId={task}',
-                                'StartTime=now'], check=True)
-                break
-            assert time.time() < deadline, info
-            time.sleep(0.2)
-        while not (results / 'runs' / f'{cell.name}.json').is_file():
-            assert time.time() < deadline, 'the requeued task did not finish'
-            time.sleep(0.5)
+        _warn_and_release_requeued(task, proc)
+        wait_until((results / 'runs' / f'{cell.name}.json').is_file, proc,
+                   what="the requeued task's record")
         out, _ = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:

@@ -56,7 +56,9 @@ class PreemptionHook(Hook):
     too) inherit them instead of dying; with ``mp_start_method='spawn'``
     they do not. They only set a flag; the previous handlers come back
     after the run. Cost: one all-reduce of one number per iteration in
-    distributed runs (none in one process).
+    distributed runs (none in one process). Made for iteration-based loops
+    (every config of this package): mmengine resumes an epoch-based loop at
+    the start of the interrupted epoch.
 
     Args:
         signals (Sequence[str | int]): the signals that request a stop.

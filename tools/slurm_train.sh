@@ -80,14 +80,29 @@ touch "$LOG"
 tail -n +1 -F "$LOG" 2>/dev/null &
 tailer=$!
 trap 'kill $tailer 2>/dev/null' EXIT
-state=
-while :; do
+job_state() {
   info=$(scontrol show job "$job" -o 2>/dev/null || true)
   state=$(sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' <<<"$info")
+}
+ended() {
   case $state in
     COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|'')
-      break ;;
+      return 0 ;;
   esac
+  return 1
+}
+while :; do
+  job_state
+  if ended; then
+    # a job that requeues itself passes through an ended state on its way
+    # back to pending: look again for a few seconds before believing it
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      sleep 1
+      job_state
+      ended || break
+    done
+    ended && break
+  fi
   sleep 2
 done
 sleep 1  # the last lines of the log

@@ -246,11 +246,12 @@ FORWARDED_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 
 
 def _stream(cmd: List[str], log_path: str, env: dict, verbose: bool,
-            prefix: str) -> int:
+            prefix: str, forwarded: Optional[list] = None) -> int:
     """Run ``cmd``, its output appended to ``log_path``; a heartbeat line
     every 30 s unless ``verbose`` (then everything is echoed). SIGUSR1 and
     SIGTERM sent to this process go on to ``cmd`` (a scheduler's warning
-    must reach the training, not stop the launcher)."""
+    must reach the training, not stop the launcher); their numbers are
+    appended to ``forwarded``."""
     last = 0.0
     with open(log_path, 'a') as log:
         log.write(f'\n# {datetime.datetime.now():%Y-%m-%d %H:%M:%S} '
@@ -261,10 +262,15 @@ def _stream(cmd: List[str], log_path: str, env: dict, verbose: bool,
                                 stderr=subprocess.STDOUT, text=True,
                                 errors='replace')
         previous = {}
+        got = [] if forwarded is None else forwarded
+
+        def forward(signum, frame):
+            got.append(signum)
+            proc.send_signal(signum)
+
         if threading.current_thread() is threading.main_thread():
             for s in FORWARDED_SIGNALS:
-                previous[s] = signal.signal(
-                    s, lambda signum, frame: proc.send_signal(signum))
+                previous[s] = signal.signal(s, forward)
         try:
             for line in proc.stdout:
                 log.write(line)
@@ -309,8 +315,11 @@ def run_cell(study: Study, run: PlannedRun, opts: LaunchOptions,
     started = time.time()
     log_path = osp.join(work_dir, 'grid_train.log')
     pop_stop_reason(work_dir)  # a stale one from an earlier attempt
-    rc = _stream(cmd, log_path, env, opts.verbose, prefix)
-    if rc == PREEMPTED_EXIT_CODE:
+    signals: list = []
+    rc = _stream(cmd, log_path, env, opts.verbose, prefix, signals)
+    # 75 from PreemptionHook; srun may report a rank it terminated instead
+    # (--kill-on-bad-exit) when the ranks' exits after the checkpoint race
+    if rc == PREEMPTED_EXIT_CODE or (signals and rc != 0):
         # PreemptionHook wrote a checkpoint and stopped: the cell resumes
         # from it when it runs again (a requeued array task, the next grid.py)
         it = last_checkpoint_iter(work_dir)
@@ -437,6 +446,15 @@ def submit_slurm(study: Study, source: StudySource, todo: List[PlannedRun],
         print(f'job array {job_id} submitted; logs in {grid_dir}/logs; '
               f'follow with `squeue -j {job_id}`', flush=True)
     rc = proc.wait()
+    if slurm.wait and job_id and _slurm_job_active(job_id):
+        # `sbatch --wait` may return while a task that requeued itself
+        # (a preempted cell) is pending again: wait for the whole array
+        print(f'job array {job_id}: sbatch returned ({rc}) while tasks '
+              'are still queued (requeued); waiting for them', flush=True)
+        while _slurm_job_active(job_id):
+            time.sleep(5)
+        rc = 0 if all(cell_state(study, r.name, r.work_dir) == 'done'
+                      for r in todo) else 1
     if slurm.wait:
         print(f'job array {job_id} ended (sbatch exit {rc})')
     elif rc == 0:

@@ -6,16 +6,19 @@
 #   SIGTERM on to it: a job submitted with --signal=B:USR1@<seconds> gets its
 #   warning in the batch shell only, and the training's PreemptionHook must
 #   see it (srun forwards the signal to every task). When CMD exits with
-#   PREEMPT_EXIT_CODE (75: the hook wrote a checkpoint and stopped), the job
+#   PREEMPT_EXIT_CODE (75: the hook wrote a checkpoint and stopped), or
+#   with any other non-zero status after a signal was passed on (srun's
+#   --kill-on-bad-exit may terminate the ranks still exiting once the first
+#   one has exited with 75, and srun then reports the termination), the job
 #   requeues itself (`scontrol requeue`, which needs --requeue) and the
-#   requeued job resumes from that checkpoint. Returns CMD's exit status, 0
-#   after a requeue.
+#   requeued job resumes from the last checkpoint. Returns CMD's exit
+#   status, 0 after a requeue.
 run_preemptible() {
-  local child rc
+  local child rc warned=
   "$@" &
   child=$!
-  trap 'kill -USR1 "$child" 2>/dev/null' USR1
-  trap 'kill -TERM "$child" 2>/dev/null' TERM
+  trap 'warned=USR1; kill -USR1 "$child" 2>/dev/null' USR1
+  trap 'warned=TERM; kill -TERM "$child" 2>/dev/null' TERM
   # a trapped signal interrupts `wait` (status > 128) while CMD goes on;
   # bash keeps the status of an exited child for a later `wait`
   while :; do
@@ -29,8 +32,9 @@ run_preemptible() {
     fi
   done
   trap - USR1 TERM
-  if [[ $rc -eq ${PREEMPT_EXIT_CODE:-75} && -n ${SLURM_JOB_ID:-} ]]; then
-    echo "[preemptible] checkpoint written and stopped (exit $rc): requeueing job $SLURM_JOB_ID"
+  if [[ -n ${SLURM_JOB_ID:-} && ( $rc -eq ${PREEMPT_EXIT_CODE:-75} ||
+        ( -n $warned && $rc -ne 0 ) ) ]]; then
+    echo "[preemptible] stopped after SIG${warned:-?} (exit $rc): requeueing job $SLURM_JOB_ID"
     scontrol requeue "$SLURM_JOB_ID"
     return 0
   fi

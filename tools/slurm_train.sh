@@ -96,7 +96,7 @@ while :; do
   if ended; then
     # a job that requeues itself passes through an ended state on its way
     # back to pending: look again for a few seconds before believing it
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
+    for _ in {1..10}; do
       sleep 1
       job_state
       ended || break

@@ -115,7 +115,7 @@ def test_grid_slurm_job_array(slurm_partition, tmp_path):
         assert re.fullmatch(r'\d+:\d\d', cells[-1])  # wall time
 
 
-def _warn_and_release_requeued(job: str, proc) -> None:
+def _warn_and_release_requeued(job: str) -> None:
     """Send the time-limit warning to ``job``'s batch shell (what
     --signal=B:USR1@N does), wait until the job has requeued itself, and
     let it start again within seconds instead of after SLURM's requeue delay
@@ -168,7 +168,7 @@ def test_slurm_train_preempted_requeued_resumed(slurm_partition, tmp_path):
         # the job runs: signal its batch shell after 4 iterations
         wait_until(log_matches(work / 'progress_rank0.txt',
                                r' ([4-9]|\d\d+)$'), proc, what='iteration 4')
-        _warn_and_release_requeued(job, proc)
+        _warn_and_release_requeued(job)
         assert proc.wait(timeout=300) == 0, out_path.read_text()[-6000:]
     finally:
         if proc.poll() is None:
@@ -220,7 +220,7 @@ def test_grid_array_task_preempted_requeued_resumed(slurm_partition,
                    what='iteration 20')
         task = json.loads((cell / 'grid_status.json').read_text())[
             'slurm_job']
-        _warn_and_release_requeued(task, proc)
+        _warn_and_release_requeued(task)
         wait_until((results / 'runs' / f'{cell.name}.json').is_file,
                    what="the requeued task's record")
         out, _ = proc.communicate(timeout=300)

@@ -27,6 +27,11 @@ is a no-op where the stack already behaves.
    default norm of mmseg's model configs) only run on GPUs, so there they
    become plain BN, with a warning: batch statistics are then per process.
    With CUDA nothing changes (NCCL, one device per process, SyncBN).
+   Neither mmengine nor mmseg's tools destroy the process group; a gloo
+   process that reaches interpreter shutdown with it alive can abort there
+   ("terminate called without an active exception", SIGABRT: rare, seen
+   once in a CI run of the test suite), so the gloo group is destroyed by an
+   ``atexit`` handler while the interpreter is still whole.
 4. Build-time class-count check: mmseg's ``BaseDecodeHead`` builds its losses
    without telling them ``num_classes``. After a head is built, every loss
    that has ``check_num_classes`` (the count-based long-tail losses) is
@@ -47,6 +52,7 @@ is a no-op where the stack already behaves.
    folder, flushed to disk and renamed: the file under the final name is
    always complete.
 """
+import atexit
 import datetime
 import functools
 import logging
@@ -123,6 +129,14 @@ def init_cpu_dist(launcher: str, timeout: Optional[float] = None) -> None:
         rank=int(os.environ['RANK']),
         world_size=int(os.environ['WORLD_SIZE']),
         **kwargs)
+    atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group() -> None:
+    # gloo's teardown is local (no collective), so this cannot wait on
+    # ranks that already exited or failed.
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
 
 
 def _cpu_batchnorm(model: torch.nn.Module) -> torch.nn.Module:

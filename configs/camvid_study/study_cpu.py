@@ -60,7 +60,8 @@ losses = dict(
         name='cb',
         title='CB',
         sweep=[
-            dict(options=dict(beta='median'), tag='bmed',
+            dict(options=dict(beta='median', count_type='pixel'),
+                 tag='bmed',
                  label='beta=median'),
             dict(options=dict(beta=0.9999, count_type='image'),
                  tag='b0.9999-img', label='beta=0.9999, image counts'),

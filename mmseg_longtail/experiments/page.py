@@ -11,7 +11,7 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .cells import Cell, plan_cells, run_name
-from .collect import Results, format_duration
+from .collect import Results, base_variant, format_duration
 from .selection import Reported, mean_std
 from .spec import Study, rel_path
 from .tables import METRIC_FMT, OPTIONAL_METRICS, PaperTables, md_table
@@ -405,7 +405,32 @@ class StudyPage:
                                                 ' (so far)')
                     row.append(text)
                 rows.append(row)
-        return md + [md_table(header, rows, 2)]
+        return md + [md_table(header, rows, 2)] + self.defaults_notes(d, swept)
+
+    def defaults_notes(self, d: str, swept: Sequence[str]) -> List[str]:
+        """Whether each loss base (the grid's default setting) is the
+        setting chosen here, so a stale default shows on the page."""
+        notes = []
+        for lo in swept:
+            loss = self.study.losses[lo]
+            tag = base_variant(self.study, lo)
+            setting = (f'is `{loss.variant(tag).label}`' if tag else
+                       'is none of the swept settings')
+            chosen = []
+            for m in self.study.models:
+                sel = self.tables.selections.get((d, m, lo))
+                if not sel or not sel.variant:
+                    continue
+                label = loss.variant(sel.variant).label
+                chosen.append(f'{self.study.models[m].title}: `{label}`' +
+                              ('' if sel.complete else ' so far'))
+            verdict = ('; chosen here: ' + ', '.join(chosen)
+                       if chosen else '; nothing chosen yet')
+            notes.append(f'- {loss.title}: `{rel_path(loss.base)}` '
+                         f'{setting}{verdict}.')
+        return ['The loss bases (the settings the grid\'s leaf configs and '
+                'any config using them train with) against the choice:',
+                ''] + notes + ['']
 
     def noise_section(self, d: str) -> List[str]:
         study, done = self.study, self.results.finished

@@ -39,9 +39,9 @@ OPTIONS = {
     ('ce', ''): {},
     ('focal', 'gamma1'): dict(gamma=1.0),
     ('focal', 'gamma2'): dict(gamma=2.0),
-    ('cb', 'bmed'): dict(beta='median'),
+    ('cb', 'bmed'): dict(beta='median', count_type='pixel'),
     ('cb', 'b0.9999-img'): dict(beta=0.9999, count_type='image'),
-    ('cbfocal', 'bmed'): dict(beta='median'),
+    ('cbfocal', 'bmed'): dict(beta='median', count_type='pixel'),
     ('cbfocal', 'b0.9999-img'): dict(beta=0.9999, count_type='image'),
     ('bms', 'tau0p5'): dict(tau=0.5),
     ('bms', 'tau1'): dict(tau=1.0),
@@ -778,6 +778,18 @@ def test_page_from_records(tmp_path):
     assert _row(md, sel, 'PAT | tau=2') == ['']
     assert _row(md, sel, 'CB | beta=0.9999, image counts') == [
         '**40.00** (so far)']
+    # each loss base (the grid's default) against the choice, so a stale
+    # default shows
+    for line in (
+            '- Focal: `configs/_base_/losses/focal.py` is `gamma=1`; chosen '
+            'here: UNet-c8: `gamma=1`.',
+            '- BMS: `configs/_base_/losses/bms.py` is `tau=1`; chosen here: '
+            'UNet-c8: `tau=0.5`.',
+            '- PAT: `configs/_base_/losses/pat.py` is `tau=2`; chosen here: '
+            'UNet-c8: `tau=1` so far.',
+            '- LDAM: `configs/_base_/losses/ldam.py` is none of the swept '
+            'settings; nothing chosen yet.'):
+        assert line in md
     assert _row(md, sel, 'CB | beta=median') == ['']
     assert _row(md, sel, 'LDAM | s=5, DRW') == ['']
     # CE has one setting: nothing to select

@@ -1,6 +1,5 @@
 """The plugin's fixes to the stack (mmseg_longtail/compat.py)."""
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ from mmseg.registry import MODELS
 
 import mmseg_longtail
 from mmseg_longtail import compat
+from tests.fault_runs import free_port
 
 
 def test_apply_is_idempotent():
@@ -69,27 +69,22 @@ def test_cpu_process_group_destroyed_before_interpreter_exit(tmp_path):
     script = tmp_path / 'probe.py'
     script.write_text(textwrap.dedent("""
         import atexit
+        import torch
         import torch.distributed as dist
         from mmseg_longtail import compat
         atexit.register(
             lambda: print('alive at exit:', dist.is_initialized()))
         compat.init_cpu_dist('pytorch')
-        dist.all_reduce(__import__('torch').ones(1))
+        dist.all_reduce(torch.ones(1))
         print('initialised:', dist.is_initialized())
         """))
     env = dict(os.environ, RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
-               MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()))
+               MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()))
     proc = subprocess.run([sys.executable, str(script)], env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'initialised: True' in proc.stdout
     assert 'alive at exit: False' in proc.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def test_head_checks_loss_class_counts():

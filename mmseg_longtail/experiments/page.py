@@ -405,7 +405,8 @@ class StudyPage:
                                                 ' (so far)')
                     row.append(text)
                 rows.append(row)
-        return md + [md_table(header, rows, 2)] + self.defaults_notes(d, swept)
+        return (md + [md_table(header, rows, 2)] +
+                self.defaults_notes(d, swept))
 
     def defaults_notes(self, d: str, swept: Sequence[str]) -> List[str]:
         """Whether each loss base (the grid's default setting) is the

@@ -108,6 +108,61 @@ def identical_runs(study: Study, finished: Dict[Cell, object]) -> List[str]:
     return out
 
 
+# a class counts as segmented by a run when its report IoU reaches
+# SEGMENTED_IOU (%); a run that segments at most COLLAPSE_MAX_CLASSES classes
+# has collapsed (predicts one or two classes nearly everywhere)
+SEGMENTED_IOU, COLLAPSE_MAX_CLASSES = 1.0, 2
+
+
+def degenerate_notes(study: Study, finished: Dict[Cell, object],
+                     classes: Sequence[str]) -> List[str]:
+    """Which classes each finished loss setting never segments (report IoU
+    below SEGMENTED_IOU in every seed) and which runs collapsed, so that a
+    row with a tail mIoU of 0.00 or a near-zero mIoU is explained on the
+    page rather than left to look like a bug."""
+    never: Dict[Tuple[str, str], Dict[Tuple[str, ...], List[str]]] = {}
+    collapsed = []
+    for m in study.models:
+        settings = {}
+        for c, run in finished.items():
+            if c.model == m and run.report and run.report.per_class_iou:
+                settings.setdefault((c.loss, c.variant), []).append(
+                    (c, run.report.per_class_iou))
+        # in the spec's order of losses and settings
+        order = [(lo, v.tag) for lo, loss in study.losses.items()
+                 for v in loss.variants]
+        for lo, tag in [k for k in order if k in settings]:
+            runs, loss = settings[(lo, tag)], study.losses[lo]
+            label = loss.label(loss.variant(tag))
+            missed = tuple(
+                classes[i] for i in range(len(classes))
+                if all(per[i] is not None and per[i] < SEGMENTED_IOU
+                       for _, per in runs))
+            if missed:
+                never.setdefault(m, {}).setdefault(missed, []).append(label)
+            for c, per in runs:
+                hit = [classes[i] for i, v in enumerate(per)
+                       if v is not None and v >= SEGMENTED_IOU]
+                if len(hit) <= COLLAPSE_MAX_CLASSES:
+                    collapsed.append(
+                        f'{label}, seed {c.seed} ({study.models[m].title}): '
+                        f'only {", ".join(hit) or "no class"}')
+    out = []
+    for m, groups in never.items():
+        # most classes missed first, then in the spec's order
+        for missed, labels in sorted(groups.items(),
+                                     key=lambda kv: -len(kv[0])):
+            out.append(f'{study.models[m].title}: {", ".join(labels)} '
+                       f'never segment{"s" if len(labels) == 1 else ""} '
+                       f'{", ".join(missed)} (IoU below {SEGMENTED_IOU:g}% '
+                       'in every finished seed).')
+    out.append('Collapsed runs (at most '
+               f'{COLLAPSE_MAX_CLASSES} classes with IoU of '
+               f'{SEGMENTED_IOU:g}% or more): ' +
+               ('; '.join(collapsed) if collapsed else 'none') + '.')
+    return out
+
+
 def noise_sentences(study: Study, model_title: str,
                     values: Dict[str, List[float]],
                     labels: Dict[str, str], metric_label: str) -> List[str]:
@@ -375,6 +430,17 @@ class StudyPage:
                    '(computed by the loss code from the counts), and loss '
                    'settings that trained identically:', ''] + [
                        f'- {n}' for n in notes] + ['']
+        if classes and self.results.finished:
+            md += ['Classes a loss setting does not segment, and collapse. '
+                   'A tail mIoU of 0.00 means the setting segments none of '
+                   'the tail classes on the report split: the model misses '
+                   'the rare classes at this budget while it segments the '
+                   'frequent ones, which is not a collapse (a collapsed run '
+                   'predicts one or two classes nearly everywhere):', ''] + [
+                       f'- {n}' for n in degenerate_notes(
+                           study, {c: r for c, r in
+                                   self.results.finished.items()
+                                   if c.dataset == d}, classes)] + ['']
         return md
 
     def selection_section(self, d: str) -> List[str]:

@@ -16,6 +16,7 @@ from mmseg_longtail.experiments import (Carve, Cell, RunRecord, SpecError,
                                         SplitMetrics, filter_cells,
                                         load_study, plan_cells, run_name)
 from mmseg_longtail.experiments.launch import make_plan
+from mmseg_longtail.experiments.page import degenerate_notes
 from mmseg_longtail.experiments.render import data_base_text
 from mmseg_longtail.experiments.spec import REPO_ROOT as SPEC_REPO_ROOT
 from tests.conftest import CAMVID_TRAIN_PIXELS, REPO_ROOT, run_tool
@@ -764,6 +765,13 @@ def test_page_from_records(tmp_path):
     assert ('CB (beta=0.9999, image counts) and CE gave identical metrics '
             'in the one paired run (same model and seed).') in md
     assert 'Focal (gamma=1) and CE gave identical' not in md
+    # what no seed of a setting segments (Sky: IoU 0 in the records of
+    # every setting but CE's seeds 1 and 2), and no collapse
+    assert ('- UNet-c8: Focal (gamma=1), Focal (gamma=2), CB (beta=0.9999, '
+            'image counts), BMS (tau=0.5), BMS (tau=1), PAT (tau=1) never '
+            'segment Sky (IoU below 1% in every finished seed).') in md
+    assert ('- Collapsed runs (at most 2 classes with IoU of 1% or more): '
+            'none.') in md
 
     # selection: each setting's mean selection mIoU over the sweep seed,
     # the chosen one in bold, provisional while the sweep is unfinished
@@ -783,7 +791,7 @@ def test_page_from_records(tmp_path):
     for line in (
             '- Focal: `configs/_base_/losses/focal.py` is `gamma=1`; chosen '
             'here: UNet-c8: `gamma=1`.',
-            '- BMS: `configs/_base_/losses/bms.py` is `tau=1`; chosen here: '
+            '- BMS: `configs/_base_/losses/bms.py` is `tau=0.5`; chosen here: '
             'UNet-c8: `tau=0.5`.',
             '- PAT: `configs/_base_/losses/pat.py` is `tau=2`; chosen here: '
             'UNet-c8: `tau=1` so far.',
@@ -858,6 +866,53 @@ def test_page_from_records(tmp_path):
     assert ('Finished runs took 53:20 in all, 5:20 on average (min 5:00, '
             'max 8:20); the 11 remaining runs would take about 58:40') \
         in runs
+
+
+def test_degenerate_notes_name_unsegmented_classes_and_collapse():
+    """A tail mIoU of 0.00 or a collapsed run is explained on the page:
+    the classes each setting never segments (report IoU below 1% in every
+    seed; undefined IoU is no evidence) and the runs that segment at most
+    two classes."""
+    st = study()
+    idx = {c: i for i, c in enumerate(CLASSES)}
+
+    def rec(cell, **iou):
+        per = [50.0] * len(CLASSES)
+        for c, v in iou.items():
+            per[idx[c]] = v
+        return RunRecord(study=st.name, name=run_name(st, cell),
+                         cell=cell.to_dict(), options={}, iters=2400,
+                         selection=None, report=SplitMetrics(
+                             'report', dict(mIoU=40.0), per, None))
+
+    collapsed = dict.fromkeys(CLASSES, 0.0)
+    collapsed.update(Road=30.0, Sky=0.9)
+    finished = {c: rec(c, **iou) for c, iou in (
+        # CE misses Pole in both seeds, Bicyclist in one only (at 1%: hit)
+        (C('ce', 0), dict(Pole=0.0, Bicyclist=0.5)),
+        (C('ce', 1), dict(Pole=0.0, Bicyclist=1.0)),
+        (C('focal', 0, 'gamma2'), dict(Pole=0.0, Bicyclist=0.5)),
+        # Pole undefined: not counted as missed
+        (C('focal', 0, 'gamma1'), dict(Pole=None, Fence=0.99)),
+        (C('bms', 0, 'tau1'), {}),
+        (C('ldam', 0, 's5-drw'), collapsed))}
+    notes = degenerate_notes(st, finished, CLASSES)
+    rest = ', '.join(c for c in CLASSES if c != 'Road')
+    assert notes == [
+        f'UNet-c8: LDAM (s=5, DRW) never segments {rest} (IoU below 1% in '
+        'every finished seed).',
+        'UNet-c8: Focal (gamma=2) never segments Pole, Bicyclist (IoU below '
+        '1% in every finished seed).',
+        'UNet-c8: CE never segments Pole (IoU below 1% in every finished '
+        'seed).',
+        'UNet-c8: Focal (gamma=1) never segments Fence (IoU below 1% in '
+        'every finished seed).',
+        'Collapsed runs (at most 2 classes with IoU of 1% or more): LDAM '
+        '(s=5, DRW), seed 0 (UNet-c8): only Road.']
+    # the same settings, none collapsed and all classes hit
+    healthy = {c: rec(c) for c in finished}
+    assert degenerate_notes(st, healthy, CLASSES) == [
+        'Collapsed runs (at most 2 classes with IoU of 1% or more): none.']
 
 
 def test_page_without_any_run(tmp_path):

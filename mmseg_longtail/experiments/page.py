@@ -493,6 +493,20 @@ class StudyPage:
                               ('' if sel.complete else ' so far'))
             verdict = ('; chosen here: ' + ', '.join(chosen)
                        if chosen else '; nothing chosen yet')
+            if chosen and tag is None:
+                # say which options keep the base from being a swept setting
+                # (e.g. a schedule-specific start iteration)
+                from mmengine.config import Config
+                base = Config.fromfile(loss.base).loss_decode
+                diff = sorted({
+                    f'`{k}` (base {base.get(k)!r}, here {x!r})'
+                    for m in self.study.models
+                    if (sel := self.tables.selections.get((d, m, lo)))
+                    and sel.variant
+                    for k, x in loss.variant(sel.variant).options
+                    if base.get(k) != x})
+                if diff:
+                    verdict += '; the base differs in ' + ', '.join(diff)
             notes.append(f'- {loss.title}: `{rel_path(loss.base)}` '
                          f'{setting}{verdict}.')
         return ['The loss bases (the settings the grid\'s leaf configs and '

@@ -120,7 +120,8 @@ def degenerate_notes(study: Study, finished: Dict[Cell, object],
     below SEGMENTED_IOU in every seed) and which runs collapsed, so that a
     row with a tail mIoU of 0.00 or a near-zero mIoU is explained on the
     page rather than left to look like a bug."""
-    never: Dict[Tuple[str, str], Dict[Tuple[str, ...], List[str]]] = {}
+    # model -> the classes missed -> the settings that miss exactly those
+    never: Dict[str, Dict[Tuple[str, ...], List[str]]] = {}
     collapsed = []
     for m in study.models:
         settings = {}

@@ -915,6 +915,34 @@ def test_degenerate_notes_name_unsegmented_classes_and_collapse():
         'Collapsed runs (at most 2 classes with IoU of 1% or more): none.']
 
 
+def test_defaults_note_names_what_the_base_leaves_out(tmp_path):
+    """Where the chosen setting is not a base (LDAM: DRW's start iteration
+    belongs to the schedule, so the base leaves DRW off), the defaults note
+    names each option the base differs in, with both values."""
+    from mmseg_longtail.experiments.collect import gather
+    from mmseg_longtail.experiments.page import StudyPage
+    results = tmp_path / 'results'
+    st = study(results_dir=str(results))
+    iou = [float(i) for i in range(11)]
+    _fake_record(results, st, C('ldam', 0, 's1-drw'), 40.0, 10.0, iou)
+    _fake_record(results, st, C('ldam', 0, 's5-drw'), 42.0, 12.0, iou)
+    page = StudyPage(gather(st), str(tmp_path / 'camvid.md'))
+    notes = page.defaults_notes('camvid', ['ldam', 'bms'])
+    assert notes[2:] == [
+        '- LDAM: `configs/_base_/losses/ldam.py` is none of the swept '
+        'settings; chosen here: UNet-c8: `s=5, DRW`; the base differs in '
+        '`drw_start_iter` (base None, here 1920).',
+        '- BMS: `configs/_base_/losses/bms.py` is `tau=0.5`; nothing chosen '
+        'yet.', '']
+    # s=1 chosen: the base differs in s as well
+    _fake_record(results, st, C('ldam', 0, 's1-drw'), 44.0, 10.0, iou)
+    page = StudyPage(gather(st), str(tmp_path / 'camvid.md'))
+    assert page.defaults_notes('camvid', ['ldam'])[2] == (
+        '- LDAM: `configs/_base_/losses/ldam.py` is none of the swept '
+        'settings; chosen here: UNet-c8: `s=1, DRW`; the base differs in '
+        '`drw_start_iter` (base None, here 1920), `s` (base 5.0, here 1.0).')
+
+
 def test_page_without_any_run(tmp_path):
     page = tmp_path / 'camvid.md'
     run_tool(['tools/collect_results.py', '--study', SPEC, '--results-dir',

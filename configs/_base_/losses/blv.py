@@ -1,11 +1,16 @@
 # BLV (Wang et al., CVPR 2023): CE(z + v * r_c) with
 # v = |clamp(N(0, sigma), -1, 1)| drawn per logit and r_c larger for rarer
 # classes; training only.
+# sigma=2 (the official code's is 4): selected by the CamVid study
+# (docs/results/camvid.md; UNet-c8, seed 0): mean mIoU on the selection
+# split 33.6 against 33.0 with sigma=4 (val 41.9 and 40.9; tail 0.0 in both).
+# The margin is below one point; seed 0 only chooses, seeds 1 and 2 of the
+# chosen setting give its spread on the page.
 # class_counts is left out: the grid config supplies it from the data set's
 # statistics file (class_counts=_base_.class_stats_file).
 loss_decode = dict(
     type='BLVLoss',
-    sigma=4.0,
+    sigma=2.0,
     mode='official',
     distribution='gaussian',
     count_type='pixel',

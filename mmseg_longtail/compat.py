@@ -30,8 +30,12 @@ is a no-op where the stack already behaves.
    Neither mmengine nor mmseg's tools destroy the process group; a gloo
    process that reaches interpreter shutdown with it alive can abort there
    ("terminate called without an active exception", SIGABRT: rare, seen
-   once in a CI run of the test suite), so the gloo group is destroyed by an
-   ``atexit`` handler while the interpreter is still whole.
+   in two CI runs of the test suite), so the gloo group is destroyed by an
+   ``atexit`` handler while the interpreter is still whole. The handler
+   first collects garbage: the runner's DDP wrapper, which holds the group,
+   sits in reference cycles, and until that is freed
+   ``destroy_process_group`` only drops the group from torch's tables while
+   its gloo threads keep running.
 4. Build-time class-count check: mmseg's ``BaseDecodeHead`` builds its losses
    without telling them ``num_classes``. After a head is built, every loss
    that has ``check_num_classes`` (the count-based long-tail losses) is
@@ -55,6 +59,7 @@ is a no-op where the stack already behaves.
 import atexit
 import datetime
 import functools
+import gc
 import logging
 import os
 import os.path as osp
@@ -135,8 +140,14 @@ def init_cpu_dist(launcher: str, timeout: Optional[float] = None) -> None:
 def _destroy_process_group() -> None:
     # gloo's teardown is local (no collective), so this cannot wait on
     # ranks that already exited or failed.
-    if torch_dist.is_initialized():
-        torch_dist.destroy_process_group()
+    if not torch_dist.is_initialized():
+        return
+    # The DDP wrapper's reducer holds the group, and the Runner keeps the
+    # wrapper in reference cycles (runner <-> hooks) that only the garbage
+    # collector frees. Without this collection destroy_process_group only
+    # forgets the group: its gloo threads would outlive this handler.
+    gc.collect()
+    torch_dist.destroy_process_group()
 
 
 def _cpu_batchnorm(model: torch.nn.Module) -> torch.nn.Module:

@@ -64,18 +64,40 @@ def test_cpu_init_dist_needs_known_launcher():
 
 
 def test_cpu_process_group_destroyed_before_interpreter_exit(tmp_path):
-    # A handler registered before init_cpu_dist runs after the plugin's
-    # (atexit is last-in first-out) and reports whether the group is gone.
+    # What the runner leaves at exit: a DDP wrapper (whose reducer holds the
+    # group) reachable only through a reference cycle, as the Runner and its
+    # hooks form. Unless the group is really destructed in the plugin's
+    # atexit handler, its gloo threads live on into interpreter shutdown,
+    # where a rank can abort ('terminate called without an active
+    # exception'). A handler registered before init_cpu_dist runs after the
+    # plugin's (atexit is last-in first-out) and lists the threads left.
     script = tmp_path / 'probe.py'
     script.write_text(textwrap.dedent("""
         import atexit
+        import os
         import torch
         import torch.distributed as dist
         from mmseg_longtail import compat
-        atexit.register(
-            lambda: print('alive at exit:', dist.is_initialized()))
+
+        def report():
+            names = [open(f'/proc/self/task/{t}/comm').read().strip()
+                     for t in os.listdir('/proc/self/task')]
+            print('alive at exit:', dist.is_initialized())
+            print('gloo threads at exit:',
+                  sorted(n for n in names if 'gloo' in n))
+
+        atexit.register(report)
         compat.init_cpu_dist('pytorch')
-        dist.all_reduce(torch.ones(1))
+
+        class Holder:  # a cycle, like runner <-> hooks
+            pass
+
+        holder = Holder()
+        holder.self = holder
+        holder.model = torch.nn.parallel.DistributedDataParallel(
+            torch.nn.Linear(2, 1))
+        holder.model(torch.ones(1, 2)).sum().backward()
+        del holder
         print('initialised:', dist.is_initialized())
         """))
     env = dict(os.environ, RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
@@ -85,6 +107,7 @@ def test_cpu_process_group_destroyed_before_interpreter_exit(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'initialised: True' in proc.stdout
     assert 'alive at exit: False' in proc.stdout
+    assert 'gloo threads at exit: []' in proc.stdout, proc.stdout
 
 
 def test_head_checks_loss_class_counts():

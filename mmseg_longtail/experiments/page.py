@@ -164,7 +164,12 @@ def degenerate_notes(study: Study, finished: Dict[Cell, object],
     return out
 
 
-def noise_sentences(study: Study, model_title: str,
+# below this many degrees of freedom the pooled seed std is called rough
+# (with 1, its 90% interval spans about 0.5x to 16x the estimate)
+ROUGH_NOISE_DOF = 4
+
+
+def noise_sentences(model_title: str,
                     values: Dict[str, List[float]],
                     labels: Dict[str, str], metric_label: str) -> List[str]:
     """Sentences comparing each loss with CE against the seed noise."""
@@ -173,12 +178,17 @@ def noise_sentences(study: Study, model_title: str,
         return []
     pooled = math.sqrt(sum(mean_std(v)[1]**2 for v in multi.values()) /
                        len(multi))
+    # each loss with n seeds adds n - 1 degrees of freedom to the estimate
+    dof = sum(len(v) - 1 for v in multi.values())
+    rough = '; a rough estimate' if dof < ROUGH_NOISE_DOF else ''
     # two runs that differ only in the seed differ by sqrt(2) sigma (std)
     noise = math.sqrt(2) * pooled
     names = ', '.join(labels[lo] for lo in multi)
     out = [f'**{model_title}, {metric_label}:** seed std σ = {pooled:.2f} '
-           f'points (pooled over {names}); two runs differing only in the '
-           f'seed differ by about √2σ = {noise:.2f}.']
+           f'points (pooled over {names}: {dof} degree'
+           f'{"s" if dof != 1 else ""} of freedom{rough}); two runs '
+           'differing only in the seed differ by about '
+           f'√2σ = {noise:.2f}.']
     base = values.get('ce')
     if base:
         ce = mean_std(base)[0]
@@ -187,13 +197,16 @@ def noise_sentences(study: Study, model_title: str,
             if lo == 'ce' or not v:
                 continue
             d = mean_std(v)[0] - ce
-            (small if abs(d) < noise else large).append(
+            # "within" includes equality: with zero noise (every seed of
+            # every loss at the same value, e.g. a tail IoU of 0) an equal
+            # mean is no difference at all
+            (small if abs(d) <= noise else large).append(
                 f'{labels[lo]} ({d:+.2f})')
         if small:
-            out.append('Differences from CE smaller than the seed noise '
+            out.append('Differences from CE within the seed noise '
                        f'(not evidence either way): {", ".join(small)}.')
         if large:
-            out.append(f'Larger than the seed noise: {", ".join(large)}.')
+            out.append(f'Beyond the seed noise: {", ".join(large)}.')
     return out
 
 
@@ -545,7 +558,7 @@ class StudyPage:
             labels = {lo: self._label(d, m, lo) for lo in study.losses}
             for key, label in (('mIoU', 'mIoU'), ('mIoU_tail', 'tail mIoU')):
                 sentences = noise_sentences(
-                    study, study.models[m].title,
+                    study.models[m].title,
                     {lo: self._values(d, m, lo, key) for lo in study.losses},
                     labels, label)
                 if sentences:

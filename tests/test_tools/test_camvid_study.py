@@ -16,7 +16,7 @@ from mmseg_longtail.experiments import (Carve, Cell, RunRecord, SpecError,
                                         SplitMetrics, filter_cells,
                                         load_study, plan_cells, run_name)
 from mmseg_longtail.experiments.launch import make_plan
-from mmseg_longtail.experiments.page import degenerate_notes
+from mmseg_longtail.experiments.page import degenerate_notes, noise_sentences
 from mmseg_longtail.experiments.render import data_base_text
 from mmseg_longtail.experiments.spec import REPO_ROOT as SPEC_REPO_ROOT
 from tests.conftest import CAMVID_TRAIN_PIXELS, REPO_ROOT, run_tool
@@ -815,11 +815,11 @@ def test_page_from_records(tmp_path):
     noise = math.sqrt(2) * pooled
     assert f'σ = {pooled:.2f}' in md and f'√2σ = {noise:.2f}' in md
     # Focal is +0.5 and CB -1 from CE (< 1.22), BMS +8.5 and PAT +3 (>)
-    small = re.search(r'smaller than the seed noise \(not evidence either '
+    small = re.search(r'within the seed noise \(not evidence either '
                       r'way\): (.*?)\.(?:\s|$)', md).group(1)
     assert small == ('Focal (gamma=1) (+0.50), CB (beta=0.9999, image '
                      'counts) (-1.00)')
-    large = re.search(r'Larger than the seed noise: (.*?)\.(?:\s|$)', md)
+    large = re.search(r'Beyond the seed noise: (.*?)\.(?:\s|$)', md)
     assert large.group(1) == 'BMS (tau=0.5) (+8.50), PAT (tau=1) (+3.00)'
     # per-class table: classes from frequent to rare, seed means
     header = re.search(r'^\| Loss \| (Road.*)\|$', md, re.M).group(1)
@@ -866,6 +866,38 @@ def test_page_from_records(tmp_path):
     assert ('Finished runs took 53:20 in all, 5:20 on average (min 5:00, '
             'max 8:20); the 11 remaining runs would take about 58:40') \
         in runs
+
+
+@pytest.mark.parametrize(
+    'values, sigma, dof, within, beyond',
+    [
+        # CE 40, 42 (std 1.41, noise 2.00): PAT +1 within, BMS +3 beyond
+        (dict(ce=[40.0, 42.0], pat=[42.0], bms=[44.0]), math.sqrt(2),
+         '1 degree',
+         'PAT (+1.00)', 'BMS (+3.00)'),
+        # a tail IoU of 0 in every seed: zero noise; an equal mean is no
+        # difference, any other is beyond it
+        (dict(ce=[0.0, 0.0], pat=[0.0], bms=[1.8]), 0.0, '1 degree',
+         'PAT (+0.00)', 'BMS (+1.80)'),
+        # stds pooled over two losses with 3 seeds each: 4 degrees, not
+        # rough
+        (dict(ce=[40.0, 41.0, 42.0], pat=[39.0, 40.0, 41.0], bms=[40.5]),
+         1.0, '4 degrees', 'PAT (-1.00), BMS (-0.50)', None),
+    ])
+def test_noise_sentences_case_table(values, sigma, dof, within, beyond):
+    labels = dict(ce='CE', pat='PAT', bms='BMS')
+    text = ' '.join(noise_sentences('UNet', values, labels, 'mIoU'))
+    assert f'σ = {sigma:.2f} points' in text
+    assert f'{dof} of freedom' in text
+    assert ('a rough estimate' in text) == (dof == '1 degree')
+    assert f'√2σ = {math.sqrt(2) * sigma:.2f}' in text
+    assert re.search(r'within the seed noise \(not evidence either way\): '
+                     r'(.*?)\.(?:\s|$)', text).group(1) == within
+    if beyond is None:
+        assert 'Beyond the seed noise' not in text
+    else:
+        assert re.search(r'Beyond the seed noise: (.*?)\.(?:\s|$)',
+                         text).group(1) == beyond
 
 
 def test_degenerate_notes_name_unsegmented_classes_and_collapse():

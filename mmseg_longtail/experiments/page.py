@@ -189,6 +189,16 @@ def noise_sentences(model_title: str,
            f'{"s" if dof != 1 else ""} of freedom{rough}); two runs '
            'differing only in the seed differ by about '
            f'√2σ = {noise:.2f}.']
+    widest = max(multi, key=lambda lo: mean_std(multi[lo])[1])
+    if len(multi) > 1 and mean_std(multi[widest])[1] > 0:
+        # pooling assumes every loss is as seed-sensitive as the others;
+        # name the widest spread and σ without it, so one unstable loss
+        # cannot silently widen the noise band of all the others
+        rest = [mean_std(v)[1]**2 for lo, v in multi.items() if lo != widest]
+        out.append(f'Widest spread: {labels[widest]}, std '
+                   f'{mean_std(multi[widest])[1]:.2f} over '
+                   f'{len(multi[widest])} seeds; without it σ = '
+                   f'{math.sqrt(sum(rest) / len(rest)):.2f}.')
     base = values.get('ce')
     if base:
         ce = mean_std(base)[0]

@@ -814,6 +814,9 @@ def test_page_from_records(tmp_path):
     pooled = math.sqrt((1.0 + 0.5) / 2)
     noise = math.sqrt(2) * pooled
     assert f'σ = {pooled:.2f}' in md and f'√2σ = {noise:.2f}' in md
+    # CE's spread is the wider; BMS's alone is sqrt(0.5)
+    assert ('Widest spread: CE, std 1.00 over 3 seeds; without it '
+            'σ = 0.71.') in md
     # Focal is +0.5 and CB -1 from CE (< 1.22), BMS +8.5 and PAT +3 (>)
     small = re.search(r'within the seed noise \(not evidence either '
                       r'way\): (.*?)\.(?:\s|$)', md).group(1)
@@ -891,6 +894,11 @@ def test_noise_sentences_case_table(values, sigma, dof, within, beyond):
     assert f'{dof} of freedom' in text
     assert ('a rough estimate' in text) == (dof == '1 degree')
     assert f'√2σ = {math.sqrt(2) * sigma:.2f}' in text
+    if dof == '4 degrees':  # CE and PAT both std 1: CE is the first widest
+        assert ('Widest spread: CE, std 1.00 over 3 seeds; without it '
+                'σ = 1.00.') in text
+    else:  # one loss with seeds: nothing to leave out
+        assert 'Widest spread' not in text
     assert re.search(r'within the seed noise \(not evidence either way\): '
                      r'(.*?)\.(?:\s|$)', text).group(1) == within
     if beyond is None:

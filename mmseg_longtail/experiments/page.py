@@ -176,8 +176,8 @@ def noise_sentences(model_title: str,
     multi = {lo: v for lo, v in values.items() if len(v) > 1}
     if not multi:
         return []
-    pooled = math.sqrt(sum(mean_std(v)[1]**2 for v in multi.values()) /
-                       len(multi))
+    stds = {lo: mean_std(v)[1] for lo, v in multi.items()}
+    pooled = math.sqrt(sum(sd**2 for sd in stds.values()) / len(stds))
     # each loss with n seeds adds n - 1 degrees of freedom to the estimate
     dof = sum(len(v) - 1 for v in multi.values())
     rough = '; a rough estimate' if dof < ROUGH_NOISE_DOF else ''
@@ -189,14 +189,14 @@ def noise_sentences(model_title: str,
            f'{"s" if dof != 1 else ""} of freedom{rough}); two runs '
            'differing only in the seed differ by about '
            f'√2σ = {noise:.2f}.']
-    widest = max(multi, key=lambda lo: mean_std(multi[lo])[1])
-    if len(multi) > 1 and mean_std(multi[widest])[1] > 0:
+    widest = max(stds, key=stds.get)
+    if len(stds) > 1 and stds[widest] > 0:
         # pooling assumes every loss is as seed-sensitive as the others;
         # name the widest spread and σ without it, so one unstable loss
         # cannot silently widen the noise band of all the others
-        rest = [mean_std(v)[1]**2 for lo, v in multi.items() if lo != widest]
+        rest = [sd**2 for lo, sd in stds.items() if lo != widest]
         out.append(f'Widest spread: {labels[widest]}, std '
-                   f'{mean_std(multi[widest])[1]:.2f} over '
+                   f'{stds[widest]:.2f} over '
                    f'{len(multi[widest])} seeds; without it σ = '
                    f'{math.sqrt(sum(rest) / len(rest)):.2f}.')
     base = values.get('ce')

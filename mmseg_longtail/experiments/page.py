@@ -8,6 +8,7 @@ import datetime
 import math
 import os
 import os.path as osp
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .cells import Cell, plan_cells, run_name
@@ -169,21 +170,42 @@ def degenerate_notes(study: Study, finished: Dict[Cell, object],
 ROUGH_NOISE_DOF = 4
 
 
+@dataclass
+class SeedNoise:
+    """The seed std of one metric, pooled over the settings that have
+    several seeds (each assumed as seed-sensitive as the others)."""
+    sigma: float
+    dof: int  # each setting with n seeds adds n - 1
+    stds: Dict[str, float]  # loss -> its own sample std
+
+    def of_difference(self, n: int = 1) -> float:
+        """Std of the difference of two means over ``n`` seeds each that
+        differ only in the seeds: σ·√(2/n)."""
+        return self.sigma * math.sqrt(2 / n)
+
+
+def seed_noise(values: Dict[str, List[float]]) -> Optional[SeedNoise]:
+    """Pooled seed std of ``values`` (loss -> one value per seed); None
+    when no loss has two seeds."""
+    stds = {lo: mean_std(v)[1] for lo, v in values.items() if len(v) > 1}
+    if not stds:
+        return None
+    return SeedNoise(
+        math.sqrt(sum(sd**2 for sd in stds.values()) / len(stds)),
+        sum(len(values[lo]) - 1 for lo in stds), stds)
+
+
 def noise_sentences(model_title: str,
                     values: Dict[str, List[float]],
                     labels: Dict[str, str], metric_label: str) -> List[str]:
     """Sentences comparing each loss with CE against the seed noise."""
-    multi = {lo: v for lo, v in values.items() if len(v) > 1}
-    if not multi:
+    sn = seed_noise(values)
+    if sn is None:
         return []
-    stds = {lo: mean_std(v)[1] for lo, v in multi.items()}
-    pooled = math.sqrt(sum(sd**2 for sd in stds.values()) / len(stds))
-    # each loss with n seeds adds n - 1 degrees of freedom to the estimate
-    dof = sum(len(v) - 1 for v in multi.values())
+    pooled, dof, stds = sn.sigma, sn.dof, sn.stds
     rough = '; a rough estimate' if dof < ROUGH_NOISE_DOF else ''
-    # two runs that differ only in the seed differ by sqrt(2) sigma (std)
-    noise = math.sqrt(2) * pooled
-    names = ', '.join(labels[lo] for lo in multi)
+    noise = sn.of_difference()
+    names = ', '.join(labels[lo] for lo in stds)
     out = [f'**{model_title}, {metric_label}:** seed std σ = {pooled:.2f} '
            f'points (pooled over {names}: {dof} degree'
            f'{"s" if dof != 1 else ""} of freedom{rough}); two runs '
@@ -197,7 +219,7 @@ def noise_sentences(model_title: str,
         rest = [sd**2 for lo, sd in stds.items() if lo != widest]
         out.append(f'Widest spread: {labels[widest]}, std '
                    f'{stds[widest]:.2f} over '
-                   f'{len(multi[widest])} seeds; without it σ = '
+                   f'{len(values[widest])} seeds; without it σ = '
                    f'{math.sqrt(sum(rest) / len(rest)):.2f}.')
     base = values.get('ce')
     if base:
@@ -217,6 +239,53 @@ def noise_sentences(model_title: str,
                        f'(not evidence either way): {", ".join(small)}.')
         if large:
             out.append(f'Beyond the seed noise: {", ".join(large)}.')
+    return out
+
+
+@dataclass
+class SelectionMargin:
+    """How far a sweep's chosen setting leads its runner-up on the
+    selection split (means over the sweep seeds)."""
+    loss: str  # e.g. 'BLV'
+    chosen: str  # setting labels, e.g. 'sigma=2'
+    runner_up: str
+    margin: float
+
+
+def margin_sentences(model_title: str, margins: Sequence[SelectionMargin],
+                     noise: SeedNoise, sweep_seeds: int,
+                     metric_label: str = 'mIoU') -> List[str]:
+    """Sentences saying which sweeps chose beyond the selection split's
+    seed noise and which did not separate their settings."""
+    if not margins:
+        return []
+    band = noise.of_difference(sweep_seeds)
+    between = '√2σ' if sweep_seeds == 1 else f'σ√(2/{sweep_seeds})'
+    rough = '; a rough estimate' if noise.dof < ROUGH_NOISE_DOF else ''
+    dof = f'{noise.dof} degree{"s" if noise.dof != 1 else ""} of freedom'
+    seeds = f'{sweep_seeds} sweep seed{"s" if sweep_seeds != 1 else ""}'
+    out = [f'**{model_title}, selection margins:** each sweep\'s chosen '
+           'setting against its runner-up on the selection split, and '
+           f'that split\'s seed noise of {metric_label} (σ = '
+           f'{noise.sigma:.2f} points, pooled over the seeds of the reported '
+           f'settings, CE\'s included: {dof}{rough}); two settings\' means '
+           f'over {seeds} differ by about {between} = {band:.2f} by the '
+           'seed alone.']
+
+    def name(m: SelectionMargin) -> str:
+        return f'{m.loss} (`{m.chosen}` over `{m.runner_up}`, ' \
+            f'{m.margin:+.2f})'
+
+    beyond = [name(m) for m in margins if m.margin > band]
+    within = [name(m) for m in margins if m.margin <= band]
+    if beyond:
+        out.append(f'Chosen beyond the noise: {", ".join(beyond)}.')
+    if within:
+        # the protocol still picks the better mean; say that this pick is
+        # not evidence that the setting is better
+        out.append('Within the noise (the sweep does not separate the '
+                   'settings; the choice follows the protocol, not '
+                   f'evidence): {", ".join(within)}.')
     return out
 
 
@@ -343,9 +412,9 @@ class StudyPage:
         rep = self.tables.reported.get((d, m, lo))
         return rep if rep and rep.runs else None
 
-    def _values(self, d, m, lo, key) -> List[float]:
+    def _values(self, d, m, lo, key, split='report') -> List[float]:
         rep = self._rep(d, m, lo)
-        return rep.values(key) if rep else []
+        return rep.values(key, split) if rep else []
 
     def _label(self, d, m, lo) -> str:
         rep = self._rep(d, m, lo)
@@ -496,7 +565,36 @@ class StudyPage:
                     row.append(text)
                 rows.append(row)
         return (md + [md_table(header, rows, 2)] +
-                self.defaults_notes(d, swept))
+                self.margin_notes(d, swept) + self.defaults_notes(d, swept))
+
+    def margin_notes(self, d: str, swept: Sequence[str]) -> List[str]:
+        """Each finished sweep's margin against the selection split's seed
+        noise, estimated from the seeds of the chosen settings."""
+        study, out = self.study, []
+        metric = study.select_metric
+        for m in study.models:
+            noise = seed_noise({lo: self._values(d, m, lo, metric,
+                                                 'selection')
+                                for lo in study.losses})
+            margins = []
+            for lo in swept:
+                sel = self.tables.selections.get((d, m, lo))
+                if not sel or not sel.complete:
+                    continue
+                others = sorted((s, t) for t, s in sel.scores.items()
+                                if s is not None and t != sel.variant)
+                if not others:
+                    continue
+                loss = study.losses[lo]
+                margins.append(SelectionMargin(
+                    loss.title, loss.variant(sel.variant).label,
+                    loss.variant(others[-1][1]).label,
+                    sel.scores[sel.variant] - others[-1][0]))
+            if noise and margins:
+                out.append('- ' + ' '.join(margin_sentences(
+                    study.models[m].title, margins, noise,
+                    len(study.seeds), metric)))
+        return out + [''] if out else []
 
     def defaults_notes(self, d: str, swept: Sequence[str]) -> List[str]:
         """Whether each loss base (the grid's default setting) is the

@@ -51,9 +51,12 @@ class Reported:
     def seeds(self) -> List[int]:
         return [int(r.cell['seed']) for r in self.runs]
 
-    def values(self, key: str) -> List[float]:
-        return [r.report.summary[key] for r in self.runs
-                if r.report.summary.get(key) is not None]
+    def values(self, key: str, split: str = 'report') -> List[float]:
+        """``key`` of each seed's run on ``split`` ('report' or
+        'selection')."""
+        metrics = [getattr(r, split) for r in self.runs]
+        return [x.summary[key] for x in metrics
+                if x is not None and x.summary.get(key) is not None]
 
     def per_class(self, classes: Sequence[str]) -> List[Optional[float]]:
         """Per-class IoU averaged over the seeds (runs on other classes are

@@ -16,7 +16,10 @@ from mmseg_longtail.experiments import (Carve, Cell, RunRecord, SpecError,
                                         SplitMetrics, filter_cells,
                                         load_study, plan_cells, run_name)
 from mmseg_longtail.experiments.launch import make_plan
-from mmseg_longtail.experiments.page import degenerate_notes, noise_sentences
+from mmseg_longtail.experiments.page import (SelectionMargin,
+                                             degenerate_notes,
+                                             margin_sentences,
+                                             noise_sentences, seed_noise)
 from mmseg_longtail.experiments.render import data_base_text
 from mmseg_longtail.experiments.spec import REPO_ROOT as SPEC_REPO_ROOT
 from tests.conftest import CAMVID_TRAIN_PIXELS, REPO_ROOT, run_tool
@@ -786,6 +789,19 @@ def test_page_from_records(tmp_path):
     assert _row(md, sel, 'PAT | tau=2') == ['']
     assert _row(md, sel, 'CB | beta=0.9999, image counts') == [
         '**40.00** (so far)']
+    # the finished sweeps' margins against the selection split's seed noise
+    # (CE's selection mIoU 40, 42, 41: std 1; BMS tau=0.5's 50, 47: std
+    # 2.12; pooled σ = 1.66, √2σ = 2.35): neither sweep separates its
+    # settings; PAT's and CB's sweeps are unfinished
+    assert ('- **UNet-c8, selection margins:** each sweep\'s chosen setting '
+            'against its runner-up on the selection split, and that split\'s '
+            'seed noise of mIoU (σ = 1.66 points, pooled over the seeds of '
+            'the reported settings, CE\'s included: 3 degrees of freedom; a '
+            'rough estimate); two settings\' means over 1 sweep seed differ '
+            'by about √2σ = 2.35 by the seed alone. Within the noise (the '
+            'sweep does not separate the settings; the choice follows the '
+            'protocol, not evidence): Focal (`gamma=1` over `gamma=2`, '
+            '+1.00), BMS (`tau=0.5` over `tau=1`, +2.00).') in md
     # each loss base (the grid's default) against the choice, so a stale
     # default shows
     for line in (
@@ -906,6 +922,62 @@ def test_noise_sentences_case_table(values, sigma, dof, within, beyond):
     else:
         assert re.search(r'Beyond the seed noise: (.*?)\.(?:\s|$)',
                          text).group(1) == beyond
+
+
+@pytest.mark.parametrize(
+    'values, sigma, dof',
+    [
+        # one loss with seeds: its own sample std
+        (dict(ce=[40.0, 42.0], pat=[30.0]), math.sqrt(2), 1),
+        # stds 1 and 3 pooled as the root mean square, not the mean (2)
+        (dict(ce=[40.0, 41.0, 42.0], pat=[37.0, 40.0, 43.0]), math.sqrt(5),
+         4),
+        # no loss with two seeds: no estimate at all
+        (dict(ce=[40.0], pat=[30.0]), None, None),
+    ])
+def test_seed_noise_case_table(values, sigma, dof):
+    noise = seed_noise(values)
+    if sigma is None:
+        assert noise is None
+        return
+    assert noise.sigma == pytest.approx(sigma)
+    assert noise.dof == dof
+    assert set(noise.stds) == {lo for lo, v in values.items() if len(v) > 1}
+    # two single runs differ by sqrt(2) sigma; means of 4 seeds by half that
+    assert noise.of_difference() == pytest.approx(math.sqrt(2) * sigma)
+    assert noise.of_difference(4) == pytest.approx(sigma / math.sqrt(2))
+
+
+@pytest.mark.parametrize(
+    'margins, sweep_seeds, band, beyond, within',
+    [
+        # σ = 1: single sweep seeds differ by √2 = 1.41 by chance; a margin
+        # of exactly the band is within it
+        ([('BLV', 'sigma=2', 'sigma=4', 0.66),
+          ('LDAM', 's=5', 's=1', 2.05),
+          ('PAT', 'tau=2', 'tau=1', math.sqrt(2))], 1, '√2σ = 1.41',
+         'LDAM (`s=5` over `s=1`, +2.05)',
+         'BLV (`sigma=2` over `sigma=4`, +0.66), PAT (`tau=2` over `tau=1`, '
+         '+1.41)'),
+        # with 2 sweep seeds per setting the band shrinks to σ = 1.00, and
+        # 1.2 is beyond it
+        ([('BLV', 'sigma=2', 'sigma=4', 1.2)], 2, 'σ√(2/2) = 1.00',
+         'BLV (`sigma=2` over `sigma=4`, +1.20)', None),
+    ])
+def test_margin_sentences_case_table(margins, sweep_seeds, band, beyond,
+                                     within):
+    noise = seed_noise(dict(ce=[40.0, 41.0, 42.0], bms=[30.0, 31.0, 32.0]))
+    text = ' '.join(margin_sentences(
+        'UNet', [SelectionMargin(*m) for m in margins], noise, sweep_seeds))
+    assert text.startswith('**UNet, selection margins:**')
+    assert 'σ = 1.00 points' in text and '4 degrees of freedom' in text
+    assert 'rough' not in text
+    assert f'{band} by the seed alone' in text
+    m = re.search(r'Chosen beyond the noise: (.*?)\.(?:\s|$)', text)
+    assert (m.group(1) if m else None) == beyond
+    m = re.search(r'not evidence\): (.*?)\.(?:\s|$)', text)
+    assert (m.group(1) if m else None) == within
+    assert margin_sentences('UNet', [], noise, 1) == []
 
 
 def test_degenerate_notes_name_unsegmented_classes_and_collapse():

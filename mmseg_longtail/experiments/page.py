@@ -569,7 +569,8 @@ class StudyPage:
 
     def margin_notes(self, d: str, swept: Sequence[str]) -> List[str]:
         """Each finished sweep's margin against the selection split's seed
-        noise, estimated from the seeds of the chosen settings."""
+        noise, estimated from the seeds of the reported settings (CE's
+        included)."""
         study, out = self.study, []
         metric = study.select_metric
         for m in study.models:

@@ -54,6 +54,9 @@ class Reported:
     def values(self, key: str, split: str = 'report') -> List[float]:
         """``key`` of each seed's run on ``split`` ('report' or
         'selection')."""
+        if split not in ('report', 'selection'):
+            raise ValueError(f"split must be 'report' or 'selection', got "
+                             f'{split!r}')
         metrics = [getattr(r, split) for r in self.runs]
         return [x.summary[key] for x in metrics
                 if x is not None and x.summary.get(key) is not None]

@@ -21,6 +21,7 @@ from mmseg_longtail.experiments.page import (SelectionMargin,
                                              margin_sentences,
                                              noise_sentences, seed_noise)
 from mmseg_longtail.experiments.render import data_base_text
+from mmseg_longtail.experiments.selection import Reported
 from mmseg_longtail.experiments.spec import REPO_ROOT as SPEC_REPO_ROOT
 from tests.conftest import CAMVID_TRAIN_PIXELS, REPO_ROOT, run_tool
 
@@ -978,6 +979,34 @@ def test_margin_sentences_case_table(margins, sweep_seeds, band, beyond,
     m = re.search(r'not evidence\): (.*?)\.(?:\s|$)', text)
     assert (m.group(1) if m else None) == within
     assert margin_sentences('UNet', [], noise, 1) == []
+
+
+def test_reported_values_per_split():
+    """A selected setting's seeds read on either split (the selection
+    split's seed noise sizes the sweep margins); a run without the split's
+    metrics or the key adds nothing; an unknown split names itself."""
+    st = study()
+
+    def rec(seed, sel, rep):
+        cell = C('blv', seed, 'sigma2')
+        return RunRecord(
+            study=st.name, name=run_name(st, cell), cell=cell.to_dict(),
+            options={}, iters=2400,
+            selection=None if sel is None else SplitMetrics(
+                'selection', dict(mIoU=sel), [], 2400),
+            report=SplitMetrics('report', dict(mIoU=rep, aAcc=80.0), [],
+                                None))
+
+    reported = Reported(('camvid', 'unet', 'blv'), 'sigma2', 'BLV',
+                        [rec(0, 33.6, 41.9), rec(1, 33.2, 41.4),
+                         rec(2, None, 41.3)])
+    assert reported.values('mIoU') == [41.9, 41.4, 41.3]
+    assert reported.values('mIoU', 'report') == [41.9, 41.4, 41.3]
+    assert reported.values('mIoU', 'selection') == [33.6, 33.2]
+    assert reported.values('aAcc', 'selection') == []
+    with pytest.raises(ValueError, match="split must be 'report' or "
+                       "'selection', got 'val'"):
+        reported.values('mIoU', 'val')
 
 
 def test_degenerate_notes_name_unsegmented_classes_and_collapse():

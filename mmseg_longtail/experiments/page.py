@@ -773,7 +773,7 @@ class StudyPage:
             name = run_name(study, c)
             if r is None:
                 rows.append([name, study.models[c.model].title, label,
-                             str(c.seed), 'not run yet'] + [''] * 7)
+                             str(c.seed), 'not run yet'] + [''] * 8)
                 continue
             load = '/'.join(f'{x[0]:.1f}' if x else '?'
                             for x in (r.loadavg or [None, None]))
@@ -782,7 +782,7 @@ class StudyPage:
             state = r.state if r.state not in ('running', 'testing') else \
                 'running or interrupted'
             sel = r.selection.summary.get('mIoU') if r.selection else None
-            rep = r.report.summary.get('mIoU') if r.report else None
+            rep = r.report.summary if r.report else {}
             spread = curve_spread(r.curve or []) if c in done else None
             if c in done:
                 spreads.append((name, spread))
@@ -792,12 +792,13 @@ class StudyPage:
                          f'{r.train_s_per_iter:.2f}'
                          if r.train_s_per_iter else '', load,
                          '' if spread is None else f'{spread:.2f}',
-                         '' if sel is None else f'{sel:.2f}',
-                         '' if rep is None else f'{rep:.2f}'])
+                         '' if sel is None else f'{sel:.2f}'] + [
+                             '' if rep.get(k) is None else f'{rep[k]:.2f}'
+                             for k in ('mIoU', 'mIoU_tail')])
         md += [md_table(['Run', 'Model', 'Loss', 'Seed', 'Status', 'Iters',
                          'Wall', 'Train s/iter', 'Load',
                          f'Last {CONVERGED_LAST}', 'Selection mIoU',
-                         'Report mIoU'], rows, 5)]
+                         'Report mIoU', 'Report tail mIoU'], rows, 5)]
         if spreads:
             unconverged = [n for n, x in spreads
                            if x is None or x > CONVERGED_SPREAD]

@@ -862,19 +862,19 @@ def test_page_from_records(tmp_path):
     # and the failed one
     runs = md[md.index('## Runs'):]
     assert ('| Run | Model | Loss | Seed | Status | Iters | Wall | '
-            'Train s/iter | Load | Last 3 | Selection mIoU | Report mIoU |'
-            ) in runs
+            'Train s/iter | Load | Last 3 | Selection mIoU | Report mIoU | '
+            'Report tail mIoU |') in runs
     assert runs.count('not run yet') == 21 - 10 - 2
     assert (f'| ce{TAIL}_seed1 | UNet-c8 | CE | 1 | done | 2400 | 8:20 | '
-            '0.50 | 1.0/2.5 | 0.50 | 42.00 | 42.00 |') in runs
+            '0.50 | 1.0/2.5 | 0.50 | 42.00 | 42.00 | 12.00 |') in runs
     assert (f'| focal-gamma2{TAIL}_seed0 | UNet-c8 | Focal (gamma=2) | 0 | '
-            'done | 2400 | 5:00 | 0.50 | 1.0/2.5 | 3.00 | 44.00 | 43.00 |'
-            ) in runs
+            'done | 2400 | 5:00 | 0.50 | 1.0/2.5 | 3.00 | 44.00 | 43.00 | '
+            '11.00 |') in runs
     assert (f'| cb-b0.9999-img{TAIL}_seed0 | UNet-c8 | CB (beta=0.9999, '
             'image counts) | 0 | done | 2400 | 5:00 | 0.50 | 1.0/2.5 |  | '
-            '40.00 | 40.00 |') in runs
+            '40.00 | 40.00 | 10.00 |') in runs
     assert (f'| focal-gamma1{TAIL}_seed2 | UNet-c8 | Focal (gamma=1) | 2 | '
-            'not run yet |' + '  |' * 7) in runs
+            'not run yet |' + '  |' * 8) in runs
     assert re.search(rf'\| ldam-s1-drw{TAIL}_seed0 \| UNet-c8 \| LDAM '
                      r'\(s=1, DRW\) \| 0 \| running or interrupted \|', runs)
     assert re.search(rf'\| blv-sigma2{TAIL}_seed0 \| UNet-c8 \| BLV '

@@ -183,6 +183,13 @@ class SeedNoise:
         differ only in the seeds: σ·√(2/n)."""
         return self.sigma * math.sqrt(2 / n)
 
+    @property
+    def dof_text(self) -> str:
+        """'N degrees of freedom', flagged rough below ROUGH_NOISE_DOF."""
+        return (f'{self.dof} degree{"s" if self.dof != 1 else ""} of '
+                'freedom' + ('; a rough estimate'
+                             if self.dof < ROUGH_NOISE_DOF else ''))
+
 
 def seed_noise(values: Dict[str, List[float]]) -> Optional[SeedNoise]:
     """Pooled seed std of ``values`` (loss -> one value per seed); None
@@ -202,13 +209,11 @@ def noise_sentences(model_title: str,
     sn = seed_noise(values)
     if sn is None:
         return []
-    pooled, dof, stds = sn.sigma, sn.dof, sn.stds
-    rough = '; a rough estimate' if dof < ROUGH_NOISE_DOF else ''
+    pooled, stds = sn.sigma, sn.stds
     noise = sn.of_difference()
     names = ', '.join(labels[lo] for lo in stds)
     out = [f'**{model_title}, {metric_label}:** seed std σ = {pooled:.2f} '
-           f'points (pooled over {names}: {dof} degree'
-           f'{"s" if dof != 1 else ""} of freedom{rough}); two runs '
+           f'points (pooled over {names}: {sn.dof_text}); two runs '
            'differing only in the seed differ by about '
            f'√2σ = {noise:.2f}.']
     widest = max(stds, key=stds.get)
@@ -261,14 +266,12 @@ def margin_sentences(model_title: str, margins: Sequence[SelectionMargin],
         return []
     band = noise.of_difference(sweep_seeds)
     between = '√2σ' if sweep_seeds == 1 else f'σ√(2/{sweep_seeds})'
-    rough = '; a rough estimate' if noise.dof < ROUGH_NOISE_DOF else ''
-    dof = f'{noise.dof} degree{"s" if noise.dof != 1 else ""} of freedom'
     seeds = f'{sweep_seeds} sweep seed{"s" if sweep_seeds != 1 else ""}'
     out = [f'**{model_title}, selection margins:** each sweep\'s chosen '
            'setting against its runner-up on the selection split, and '
            f'that split\'s seed noise of {metric_label} (σ = '
            f'{noise.sigma:.2f} points, pooled over the seeds of the reported '
-           f'settings, CE\'s included: {dof}{rough}); two settings\' means '
+           f'settings, CE\'s included: {noise.dof_text}); two settings\' means '
            f'over {seeds} differ by about {between} = {band:.2f} by the '
            'seed alone.']
 
@@ -582,15 +585,16 @@ class StudyPage:
                 sel = self.tables.selections.get((d, m, lo))
                 if not sel or not sel.complete:
                     continue
-                others = sorted((s, t) for t, s in sel.scores.items()
-                                if s is not None and t != sel.variant)
-                if not others:
+                runner_up = max(((s, t) for t, s in sel.scores.items()
+                                 if s is not None and t != sel.variant),
+                                default=None)
+                if runner_up is None:
                     continue
                 loss = study.losses[lo]
                 margins.append(SelectionMargin(
                     loss.title, loss.variant(sel.variant).label,
-                    loss.variant(others[-1][1]).label,
-                    sel.scores[sel.variant] - others[-1][0]))
+                    loss.variant(runner_up[1]).label,
+                    sel.scores[sel.variant] - runner_up[0]))
             if noise and margins:
                 out.append('- ' + ' '.join(margin_sentences(
                     study.models[m].title, margins, noise,

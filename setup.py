@@ -5,71 +5,8 @@ import shutil
 import sys
 
 from setuptools import find_packages, setup
-from setuptools.command.build_py import build_py
-from setuptools.command.develop import develop
 
 HERE = osp.dirname(osp.abspath(__file__))
-# Start-up hook beside the package in site-packages: makes mmengine resolve
-# `_base_ = ['mmseg_longtail::...']` before any config is parsed, also in tools
-# that never import the plugin (mmseg's tools/train.py); see
-# mmseg_longtail_scope.py. Guarded: a leftover file after an uninstall does
-# nothing.
-SCOPE_PTH = 'mmseg_longtail_scope.pth'
-SCOPE_PTH_LINE = (
-    "import importlib.util as u; u.find_spec('mmseg_longtail_scope') and "
-    "__import__('mmseg_longtail_scope').install()\n")
-
-
-def write_scope_pth(directory: str) -> str:
-    path = osp.join(directory, SCOPE_PTH)
-    with open(path, 'w') as f:
-        f.write(SCOPE_PTH_LINE)
-    return path
-
-
-class BuildPyWithScopePth(build_py):
-    """Wheels and ``pip install .``: the hook at the root of the wheel."""
-
-    def run(self):
-        super().run()
-        if not getattr(self, 'editable_mode', False):
-            write_scope_pth(self.build_lib)
-
-    def get_outputs(self, include_bytecode=1):
-        outputs = super().get_outputs(include_bytecode)
-        if not getattr(self, 'editable_mode', False):
-            outputs.append(osp.join(self.build_lib, SCOPE_PTH))
-        return outputs
-
-
-class DevelopWithScopePth(develop):
-    """``pip install -e .`` through ``setup.py develop`` (pip without a
-    pyproject.toml): the hook in the site-packages of the install."""
-
-    def run(self):
-        super().run()
-        path = osp.join(self.install_dir, SCOPE_PTH)
-        if not self.uninstall:
-            write_scope_pth(self.install_dir)
-        elif osp.exists(path):
-            os.remove(path)
-
-
-cmdclass = dict(build_py=BuildPyWithScopePth, develop=DevelopWithScopePth)
-try:
-    from setuptools.command.editable_wheel import editable_wheel
-
-    class EditableWheelWithScopePth(editable_wheel):
-        """PEP 660 editable installs: the hook at the root of the editable
-        wheel (setuptools writes that folder into the wheel as it is)."""
-
-        def _install_namespaces(self, installation_dir, pth_prefix):
-            super()._install_namespaces(installation_dir, pth_prefix)
-            write_scope_pth(str(installation_dir))
-
-    cmdclass['editable_wheel'] = EditableWheelWithScopePth
-except ImportError:  # setuptools < 64: editable installs use develop
-    pass
 
 
 def get_version() -> str:
@@ -122,8 +59,6 @@ if __name__ == '__main__':
         packages=find_packages(exclude=('configs', 'configs.*', 'tools',
                                         'tools.*', 'tests', 'tests.*',
                                         'docs', 'docs.*')),
-        py_modules=['mmseg_longtail_scope'],
-        cmdclass=cmdclass,
         include_package_data=True,
         package_data={
             'mmseg_longtail':

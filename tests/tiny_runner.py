@@ -54,6 +54,7 @@ def tiny_cfg(work_dir: str, max_iters: int = 4, model: Optional[dict] = None,
     val = synthetic(6, seed=1000, test_mode=True)
     cfg = dict(
         default_scope='mmseg',
+        runner_type='SafeCheckpointRunner',
         custom_imports=dict(imports=['mmseg_longtail'],
                             allow_failed_imports=False),
         work_dir=str(work_dir),
@@ -93,3 +94,9 @@ def tiny_cfg(work_dir: str, max_iters: int = 4, model: Optional[dict] = None,
         log_level='WARNING',
         randomness=dict(seed=0))
     return Config(cfg)
+
+
+def build_runner(cfg: Config):
+    """The runner ``cfg.runner_type`` names (as tools/train.py builds it)."""
+    from mmseg.registry import RUNNERS
+    return RUNNERS.build(cfg)

@@ -3,10 +3,12 @@ import argparse
 import os
 import os.path as osp
 
-import mmseg_longtail  # noqa: F401  (registration + compat)
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
+
+from mmseg_longtail.engine.cpu_distributed import setup_cpu_distributed
+from mmseg_longtail.utils.config_scope import load_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -43,7 +45,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -70,6 +72,7 @@ def main() -> None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
+    setup_cpu_distributed(cfg, args.launcher)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

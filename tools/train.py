@@ -1,20 +1,22 @@
 """Train a segmentor with mmseg's Runner (mmseg's command line).
 
-Imports mmseg_longtail first: its modules register into mmseg's registries and
-its compatibility fixes (resume on torch >= 2.6, CPU multi-process training)
-apply before the Runner exists.
+Beyond mmseg's ``tools/train.py``: configs may take bases from the
+``mmseg_longtail::`` scope, and on a machine without CUDA ``--launcher
+pytorch|slurm`` trains in several CPU processes (gloo; SyncBN becomes BN).
 """
 import argparse
 import logging
 import os
 import os.path as osp
 
-import mmseg_longtail  # noqa: F401  (registration + compat)
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
+
+from mmseg_longtail.engine.cpu_distributed import setup_cpu_distributed
+from mmseg_longtail.utils.config_scope import load_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -55,7 +57,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -89,6 +91,7 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    setup_cpu_distributed(cfg, args.launcher)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

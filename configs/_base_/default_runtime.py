@@ -1,10 +1,14 @@
 # Runtime shared by every config: mmseg's defaults + the plugin import.
 custom_imports = dict(imports=['mmseg_longtail'], allow_failed_imports=False)
 default_scope = 'mmseg'
+# SafeCheckpointRunner: mmengine's Runner that loads checkpoints with torch's
+# safe loader (mmengine's own objects allow-listed) and writes them atomically.
+# runner_type = 'Runner' turns both off.
+runner_type = 'SafeCheckpointRunner'
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    # nccl on GPUs; on CPU-only machines mmseg_longtail.compat uses gloo.
+    # nccl on GPUs; without CUDA this repository's tools/train.py uses gloo.
     dist_cfg=dict(backend='nccl'),
 )
 vis_backends = [dict(type='LocalVisBackend')]
@@ -22,9 +26,12 @@ tta_model = dict(type='SegTTAModel')
 # with the weights of the uninterrupted one and evaluation does not change
 # the trajectory. PreemptionHook: on SIGUSR1 / SIGTERM (a scheduler's warning)
 # checkpoint the current iteration and exit with 75, which the SLURM wrappers
-# requeue (docs/grid.md, "Preemptible runs"). enabled=False turns any off.
+# requeue (docs/grid.md, "Preemptible runs"). MetricWorkDirHook: hands the
+# run's work dir to LongTailIoUMetric, which writes its per-class records
+# there. enabled=False turns any of the first three off.
 custom_hooks = [
     dict(type='NonFiniteGuardHook', action='stop'),
     dict(type='ExactResumeHook'),
     dict(type='PreemptionHook'),
+    dict(type='MetricWorkDirHook'),
 ]

@@ -22,8 +22,8 @@ model = dict(
     auxiliary_head=None)
 # quarter resolution: 480x360 -> 128x96 (divisible by the U-Net's 16)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadImageNamingFile'),
+    dict(type='LoadAnnotationsNamingFile'),
     dict(
         type='RandomResize',
         scale=(128, 96),
@@ -34,9 +34,9 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageNamingFile'),
     dict(type='Resize', scale=(128, 96), keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadAnnotationsNamingFile'),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

@@ -9,8 +9,8 @@ _base_ = ['../_base_/datasets/camvid.py']
 crop_size = (144, 192)
 img_scale = (240, 180)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadImageNamingFile'),
+    dict(type='LoadAnnotationsNamingFile'),
     dict(type='CheckLabelRange', num_classes=_base_.num_classes),
     dict(
         type='RandomResize',
@@ -23,10 +23,10 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageNamingFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     # annotations after Resize: evaluation at the labels' own resolution
-    dict(type='LoadAnnotations'),
+    dict(type='LoadAnnotationsNamingFile'),
     dict(type='CheckLabelRange', num_classes=_base_.num_classes),
     dict(type='PackSegInputs')
 ]

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from mmseg_longtail.engine.checkpoint import checkpoint_safe_globals
 from mmseg_longtail.models.segmentors.logit_adjustment import (
     FIELD, LogitAdjustment)
 
@@ -196,7 +197,8 @@ def run_sweep(config: str,
     counts, source = _prior_counts(cfg, class_counts, evaluator_cfg)
     model = MODELS.build(cfg.model)
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        with checkpoint_safe_globals():  # torch's safe loader
+            load_checkpoint(model, checkpoint, map_location='cpu')
     model.to(device).eval()
     loader = Runner.build_dataloader(cfg[f'{split}_dataloader'])
     dataset = loader.dataset

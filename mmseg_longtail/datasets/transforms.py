@@ -3,8 +3,49 @@
 from typing import Dict
 
 import numpy as np
-from mmcv.transforms import BaseTransform
+from mmcv.transforms import BaseTransform, LoadImageFromFile
+from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
+
+from mmseg_longtail.utils.errors import with_file_name
+
+
+def _transform_naming_file(load, results: Dict, path_key: str) -> Dict:
+    """``load(results)``, re-raising a failure with the file's path in
+    front (chained to the original) unless its message already names it."""
+    try:
+        return load(results)
+    except Exception as error:
+        path = results.get(path_key)
+        if path is None or str(path) in str(error):
+            raise  # nothing to add (mmcv's own assert names the file)
+        raise with_file_name(error, str(path)) from error
+
+
+@TRANSFORMS.register_module()
+class LoadImageNamingFile(LoadImageFromFile):
+    """mmcv's ``LoadImageFromFile`` whose errors name the image file.
+
+    A corrupt file fails inside the decoder (PIL: ``image file is
+    truncated``, ``cannot identify image file <_io.BytesIO ...>``) with no
+    path; here the same exception type is raised with ``img_path`` in
+    front. Arguments as ``LoadImageFromFile``; the plugin's data set bases
+    use it.
+    """
+
+    def transform(self, results: Dict) -> Dict:
+        return _transform_naming_file(super().transform, results,
+                                      'img_path')
+
+
+@TRANSFORMS.register_module()
+class LoadAnnotationsNamingFile(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` whose errors name the label file
+    (``seg_map_path``), as :class:`LoadImageNamingFile`."""
+
+    def transform(self, results: Dict) -> Dict:
+        return _transform_naming_file(super().transform, results,
+                                      'seg_map_path')
 
 
 def label_range_error(label: np.ndarray, num_classes: int,

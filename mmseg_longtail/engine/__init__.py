@@ -1,8 +1,15 @@
-"""Training-time behaviour as registered hooks (mmseg's ``HOOKS``)."""
-from .hooks import (DeferredReweightHook, NonFiniteError, NonFiniteGuardHook,
-                    head_losses)
+"""Training-time behaviour as registered components: hooks (mmseg's
+``HOOKS``), the checkpoint-safe runner (``RUNNERS``) and the CPU DDP
+wrapper (``MODEL_WRAPPERS``)."""
+from .checkpoint import checkpoint_safe_globals
+from .cpu_distributed import CPUDistributedDataParallel, setup_cpu_distributed
+from .hooks import (DeferredReweightHook, MetricWorkDirHook, NonFiniteError,
+                    NonFiniteGuardHook, head_losses)
+from .runner import SafeCheckpointRunner
 
 __all__ = [
-    'DeferredReweightHook', 'head_losses', 'NonFiniteGuardHook',
-    'NonFiniteError'
+    'CPUDistributedDataParallel', 'DeferredReweightHook', 'head_losses',
+    'MetricWorkDirHook', 'NonFiniteGuardHook', 'NonFiniteError',
+    'SafeCheckpointRunner', 'checkpoint_safe_globals',
+    'setup_cpu_distributed'
 ]

@@ -17,7 +17,8 @@ accumulation (inherited ``process``), the same per-class definitions, plus
   (``calibration``), and a per-image bootstrap confidence interval of mIoU
   and tail mIoU (``bootstrap_samples``); definitions in
   :mod:`mmseg_longtail.evaluation.statistics`;
-* a JSON file with every per-class value, written to the run's work dir.
+* a JSON file with every per-class value, written to the run's work dir
+  (handed over by ``MetricWorkDirHook``) or ``json_dir``.
 
 Per class ``c`` (areas summed over the whole evaluation set, ignore excluded):
 ``IoU_c = I_c / (P_c + L_c - I_c)``, ``Acc_c = I_c / L_c``,
@@ -42,9 +43,9 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
-from mmseg_longtail.experiments.records import (METRIC_RECORD_VERSION,
-                                                write_metric_record)
 from mmseg_longtail.utils import frequency_groups, load_class_counts
+from mmseg_longtail.utils.run_files import (METRIC_RECORD_VERSION,
+                                            METRICS_DIR, write_metric_record)
 from .statistics import (bootstrap_interval, calibration_errors,
                          calibration_histograms, per_image_miou, worst_mean)
 
@@ -104,10 +105,10 @@ class LongTailIoUMetric(IoUMetric):
             sorted by count (most frequent first), ending the head and the
             body. Defaults to terciles ``(1/3, 2/3)``.
         json_dir (str, optional): Folder for the per-class JSON files.
-            Default: ``<work_dir>/longtail_metrics``, the work dir found from
-            the current runner's log file (``<work_dir>/<timestamp>/
-            <timestamp>.log``) or, failing that, from the ``work_dir`` of the
-            config the runner stored in the message hub.
+            Default: ``<work_dir>/longtail_metrics``, the work dir that
+            ``MetricWorkDirHook`` hands the metric before each evaluation
+            (this package's ``default_runtime.py`` selects the hook); with
+            neither, no file is written and a warning says so.
         save_json (bool): Write the JSON files. Defaults to True.
         iou_metrics (list[str]): Extra mmseg metrics; ``mIoU`` and ``mDice``
             are always computed.
@@ -189,6 +190,8 @@ class LongTailIoUMetric(IoUMetric):
         self._groups: Optional[Dict[str, List[int]]] = None
         self.json_dir = json_dir
         self.save_json = save_json
+        # (work_dir, timestamp) of the runner, from MetricWorkDirHook
+        self.run_dir: Tuple[Optional[str], Optional[str]] = (None, None)
         self.per_image = self._check_flag(per_image, 'per_image')
         self.worst_q = self._check_number(worst_q, 'worst_q', 0, 100,
                                           'a percentage in (0, 100]')
@@ -518,50 +521,32 @@ class LongTailIoUMetric(IoUMetric):
             print_log('frequency groups (class ids): ' + ', '.join(
                 f'{g}={groups[g]}' for g in GROUP_NAMES), logger=logger)
 
-    @staticmethod
-    def _run_dirs() -> Tuple[Optional[str], Optional[str]]:
-        """(work_dir, runner timestamp) of the current mmengine runner.
-
-        The runner logs to ``<work_dir>/<timestamp>/<timestamp>.log``; the
-        current MMLogger's file handler gives both. Fallback: the
-        ``work_dir`` line of the config text the runner stores in the
-        message hub (no timestamp then).
-        """
-        logger = MMLogger.get_current_instance()
-        for handler in logger.handlers:
-            path = getattr(handler, 'baseFilename', None)
-            if not path:
-                continue
-            log_dir = osp.dirname(path)
-            stamp = osp.splitext(osp.basename(path))[0]
-            if osp.basename(log_dir) == stamp:
-                return osp.dirname(log_dir), stamp
-        cfg_text = MessageHub.get_current_instance().get_info('cfg')
-        if isinstance(cfg_text, str):
-            match = re.search(r"^work_dir\s*=\s*['\"](.+?)['\"]\s*$",
-                              cfg_text, re.M)
-            if match:
-                return match.group(1), None
-        return None, None
+    def set_run_dir(self, work_dir: str,
+                    timestamp: Optional[str] = None) -> None:
+        """Where the runner keeps its files (``MetricWorkDirHook`` calls
+        this before each evaluation): records go to
+        ``<work_dir>/longtail_metrics`` unless ``json_dir`` is set."""
+        self.run_dir = (str(work_dir), timestamp)
 
     def _write_json(self, per_class, summary, logger,
                     sections: Optional[dict] = None) -> Optional[str]:
-        work_dir, stamp = self._run_dirs()
+        work_dir, stamp = self.run_dir
         json_dir = self.json_dir
         if json_dir is not None:
-            # An explicit folder names the run; a runner found in this
-            # process may belong to another (earlier) run.
+            # an explicit folder names the run (its parent when the folder
+            # is ``longtail_metrics``)
             parent = osp.abspath(json_dir)
-            if osp.basename(parent) == 'longtail_metrics':
+            if osp.basename(parent) == METRICS_DIR:
                 parent = osp.dirname(parent)
             if work_dir is None or osp.abspath(work_dir) != parent:
                 work_dir, stamp = parent, None
         elif work_dir is not None:
-            json_dir = osp.join(work_dir, 'longtail_metrics')
+            json_dir = osp.join(work_dir, METRICS_DIR)
         if json_dir is None:
             print_log(
-                'LongTailIoUMetric: no runner work dir found and json_dir '
-                'unset, so the per-class JSON is not written',
+                'LongTailIoUMetric: no work dir was handed to the metric '
+                "(custom_hooks: dict(type='MetricWorkDirHook')) and json_dir "
+                'is unset, so the per-class JSON is not written',
                 logger=logger, level=logging.WARNING)
             return None
         hub = MessageHub.get_current_instance()

@@ -1,127 +1,33 @@
 """Every on-disk file of the experiment layer, read and written here only.
 
-A run leaves three kinds of files, each with one owner in this module:
-
 * ``<work_dir>/grid_status.json``: :class:`RunStatus`, what the launcher
   knows of a run (its cell, state, command, attempts, wall time);
-* ``<work_dir>/longtail_metrics/*.json``: the metric records that
-  :class:`~mmseg_longtail.evaluation.LongTailIoUMetric` writes through
-  :func:`write_metric_record` (one file per evaluation, plus the pointers
-  ``latest.json`` and ``latest_<stage>.json``);
 * ``<results_dir>/runs/<run>.json``: :class:`RunRecord`, the small record of a
   finished run that is committed to the repository, from which tables and
   pages are regenerated on any machine without work dirs.
 
-Writes are atomic (a temporary file renamed over the target), so a reader
-never sees half a file; a record that cannot be read raises
-:class:`RecordError` naming the file.
+The files a training run writes itself (metric records, stop reason) belong
+to the runtime (:mod:`mmseg_longtail.utils.run_files`); they are read
+through it and re-exported here. Writes are atomic; a record that cannot be
+read raises :class:`RecordError` naming the file.
 """
 import dataclasses
 import glob
-import json
-import os
 import os.path as osp
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from mmseg_longtail.utils.run_files import (  # noqa: F401  (re-exported)
+    METRIC_RECORD_VERSION, METRICS_DIR, STOP_REASON_FILE, RecordError,
+    atomic_write_json, atomic_write_text, last_checkpoint,
+    last_checkpoint_iter, latest_metric_record, pop_stop_reason, read_json,
+    read_metric_record, write_if_changed, write_metric_record,
+    write_stop_reason)
+
 STATUS_FILE = 'grid_status.json'
-METRICS_DIR = 'longtail_metrics'
 RECORD_KIND = 'mmseg_longtail.run_record'
 RECORD_VERSION = 1
-# metric records: 1 (no ``version`` field) up to the per-image, calibration
-# and bootstrap sections; 2 may hold them (see write_metric_record). Both
-# are read alike: the added parts are optional.
-METRIC_RECORD_VERSION = 2
-# mmengine's ``last_checkpoint`` names the newest ``iter_<N>.pth``
-_CKPT_ITER = re.compile(r'iter_(\d+)\.pth')
-
-
-class RecordError(ValueError):
-    """A file of the experiment layer is missing fields, truncated or not
-    ours; the message names the file."""
-
-
-# ------------------------------------------------------------------- files
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same
-    folder and a rename, so concurrent readers see the old or the new file,
-    never a partial one."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.tmp')
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: str, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2) + '\n')
-
-
-def write_if_changed(path: str, text: str) -> bool:
-    """Write atomically unless the file already holds ``text`` (array tasks
-    of a running job may be reading it); True when written."""
-    if osp.isfile(path):
-        with open(path) as f:
-            if f.read() == text:
-                return False
-    atomic_write_text(path, text)
-    return True
-
-
-def read_json(path: str, what: str) -> Any:
-    """The JSON in ``path``; :class:`RecordError` naming the file (and
-    ``what`` it should be) when it is unreadable."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise RecordError(f'{path}: no such {what}') from None
-    except (OSError, ValueError) as e:
-        raise RecordError(f'{path}: unreadable {what} ({e}); delete or '
-                          'restore the file') from None
-
-
-def last_checkpoint_iter(work_dir: str) -> Optional[int]:
-    """Iteration of the checkpoint mmengine's ``last_checkpoint`` names."""
-    path = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        m = _CKPT_ITER.search(f.read())
-    return int(m.group(1)) if m else None
-
-
-def last_checkpoint(work_dir: str) -> Optional[str]:
-    """Path of the newest checkpoint of a run (``last_checkpoint``)."""
-    it = last_checkpoint_iter(work_dir)
-    return None if it is None else osp.join(work_dir, f'iter_{it}.pth')
-
-
-STOP_REASON_FILE = 'nonfinite.json'
-
-
-def write_stop_reason(work_dir: str, reason: str) -> str:
-    """``<work_dir>/nonfinite.json``: why a run stopped itself (written by
-    ``NonFiniteGuardHook``), for the launcher's failed status."""
-    path = osp.join(work_dir, STOP_REASON_FILE)
-    atomic_write_json(path, dict(reason=reason))
-    return path
-
-
-def pop_stop_reason(work_dir: str) -> Optional[str]:
-    """The reason a run stopped itself, removing the file (a later attempt
-    starts clean); None when it did not."""
-    path = osp.join(work_dir, STOP_REASON_FILE)
-    if not osp.isfile(path):
-        return None
-    try:
-        reason = str(read_json(path, 'stop reason').get('reason'))
-    except (RecordError, AttributeError):
-        reason = f'stopped itself (unreadable {path})'
-    os.remove(path)
-    return reason
 
 
 # -------------------------------------------------------------- run status
@@ -186,53 +92,6 @@ class RunStatus:
                 raise AttributeError(f'RunStatus has no field {k!r}')
             setattr(self, k, v)
         return self.write()
-
-
-# ---------------------------------------------------------- metric records
-def write_metric_record(json_dir: str, name: str, record: dict) -> str:
-    """Write one evaluation's record as ``<json_dir>/<name>.json`` and point
-    ``latest.json`` and ``latest_<stage>.json`` at it (copies: readers need
-    no symlinks); returns the record's path.
-
-    A record holds ``summary`` (required by the readers), ``per_class``,
-    ``areas`` and the run's context. Version 2 (``version`` field; absent in
-    version 1) adds optional parts, present only when the metric computed
-    them: summary keys ``mPrecision``, ``mRecall``, ``mIoU_img``,
-    ``mIoU_img_worst``, ``ECE``, ``SCE``, ``mIoU[_tail]_ci_low/high``;
-    ``per_class`` ``Precision`` / ``Recall``; sections ``per_image``
-    (``worst_q``, per-image ``mIoU``), ``calibration`` (``bins``, ``ECE``,
-    ``SCE``, ``reliability``) and ``bootstrap`` (``samples``, ``level``,
-    ``seed``, ``mIoU`` and ``mIoU_tail`` intervals).
-    """
-    text = json.dumps(record, indent=2) + '\n'
-    path = osp.join(json_dir, f'{name}.json')
-    stage = record.get('stage') or 'eval'
-    for target in (path, osp.join(json_dir, 'latest.json'),
-                   osp.join(json_dir, f'latest_{stage}.json')):
-        atomic_write_text(target, text)
-    return path
-
-
-def read_metric_record(path: str) -> dict:
-    rec = read_json(path, 'metric record')
-    if not isinstance(rec, dict) or not isinstance(rec.get('summary'), dict):
-        raise RecordError(f'{path}: not a LongTailIoUMetric record (no '
-                          '`summary`)')
-    return rec
-
-
-def latest_metric_record(work_dir: str, stage: str) -> Optional[dict]:
-    """The newest metric record of ``stage`` (``val`` or ``test``) of a run,
-    None when the run has none. Runs written before the per-stage pointers
-    existed have only ``latest.json``; it is used when its stage matches."""
-    folder = osp.join(work_dir, METRICS_DIR)
-    for name in (f'latest_{stage}.json', 'latest.json'):
-        path = osp.join(folder, name)
-        if osp.isfile(path):
-            rec = read_metric_record(path)
-            if rec.get('stage', 'val') == stage:
-                return rec
-    return None
 
 
 def metric_curve(work_dir: str,

@@ -35,6 +35,8 @@ from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
 
 import numpy as np
 
+from .errors import with_file_name
+
 COUNT_KINDS = ('pixel', 'image')
 CountsLike = Union[str, Sequence[float], np.ndarray]
 
@@ -82,7 +84,6 @@ def _count_item(args: Tuple[int, int, int]) -> np.ndarray:
         source = describe(i)
         if source in str(error):
             raise
-        from mmseg_longtail.compat import with_file_name
         raise with_file_name(error, source) from error
     return count_label_map(label, num_classes, ignore_index, describe(i))
 

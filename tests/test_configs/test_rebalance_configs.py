@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 import mmseg_longtail  # noqa: F401
 from mmseg_longtail.datasets import SyntheticLongTailDataset
 from mmseg_longtail.utils import compute_class_stats, save_class_stats
 from tests.conftest import REPO_ROOT
+from tests.tiny_runner import build_runner
 
 CONFIGS = sorted((REPO_ROOT / 'configs' / 'rebalance').glob('*.py'))
 
@@ -41,5 +41,5 @@ def test_config_trains(path: Path, tmp_path, monkeypatch, synthetic_stats):
     cfg.val_dataloader.dataset.length = 4
     cfg.default_hooks.checkpoint.interval = 1000
     cfg.log_level = 'WARNING'
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()  # validation at iteration 2 included

@@ -8,7 +8,6 @@ import pytest
 from mmengine.dataset import ClassBalancedDataset
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
 from mmseg.registry import DATASETS, HOOKS
 
 import mmseg_longtail  # noqa: F401
@@ -18,7 +17,7 @@ from mmseg_longtail.datasets import (RareClassSampleDataset,
                                      SyntheticLongTailDataset,
                                      lvis_repeat_factors)
 from mmseg_longtail.utils import compute_class_stats
-from tests.tiny_runner import synthetic, tiny_cfg
+from tests.tiny_runner import build_runner, synthetic, tiny_cfg
 
 init_default_scope('mmseg')
 SYN = dict(num_classes=5, img_size=(32, 32), cell_size=4, ignore_rows=0,
@@ -233,7 +232,7 @@ def test_rcs_draws_survive_resume(tmp_path):
         cfg.model.data_preprocessor.size = (8, 8)
         cfg.experiment_name = f'rcs_{name}_{iters}_{resume}'
         cfg.resume = resume
-        Runner.from_cfg(cfg).train()
+        build_runner(cfg).train()
         return list(BatchRecorderHook.records)
 
     full = run('full', 6)

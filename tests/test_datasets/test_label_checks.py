@@ -1,6 +1,7 @@
 """Bad labels and corrupt files fail naming the file: the pipeline's
-``CheckLabelRange`` (on in every data set base), the loaders (file names
-added by mmseg_longtail.compat), the class-statistics tool and the metric.
+``CheckLabelRange`` (on in every data set base), the plugin's loaders
+(``LoadImageNamingFile``, ``LoadAnnotationsNamingFile``, used by every data
+set base), the class-statistics tool and the metric.
 """
 import copy
 import re
@@ -91,7 +92,8 @@ def test_every_base_checks_labels_after_loading(name):
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         pipeline = cfg[loader].dataset.pipeline
         types = [t.type for t in pipeline]
-        i = types.index('LoadAnnotations')
+        assert types[0] == 'LoadImageNamingFile', (loader, types)
+        i = types.index('LoadAnnotationsNamingFile')
         check = pipeline[i + 1]
         assert check.type == 'CheckLabelRange', (loader, types)
         assert check.num_classes == cfg.num_classes
@@ -138,8 +140,8 @@ def test_dataset_names_corrupt_label_file(tmp_path, dataset_layout):
 
 
 @pytest.mark.parametrize('transform, key', [
-    (dict(type='LoadImageFromFile', imdecode_backend='pillow'), 'img_path'),
-    (dict(type='LoadAnnotations'), 'seg_map_path'),
+    (dict(type='LoadImageNamingFile', imdecode_backend='pillow'), 'img_path'),
+    (dict(type='LoadAnnotationsNamingFile'), 'seg_map_path'),
 ])
 def test_loaders_name_corrupt_files(transform, key, tmp_path):
     path = tmp_path / 'x.png'
@@ -149,7 +151,13 @@ def test_loaders_name_corrupt_files(transform, key, tmp_path):
     results = {key: str(path), 'seg_fields': [], 'reduce_zero_label': False}
     with pytest.raises(OSError,
                        match=f'^{re.escape(str(path))}: OSError: .*truncated'):
-        TRANSFORMS.build(transform)(results)
+        TRANSFORMS.build(transform)(dict(results))
+    # the stock transform it derives from is mmseg's / mmcv's, untouched
+    stock = dict(transform, type=transform['type'].replace('NamingFile', '')
+                 .replace('LoadImage', 'LoadImageFromFile'))
+    with pytest.raises(OSError) as info:
+        TRANSFORMS.build(stock)(dict(results))
+    assert str(path) not in str(info.value)
     garbage = tmp_path / 'y.png'
     garbage.write_bytes(b'not an image')
     results[key] = str(garbage)

@@ -6,14 +6,14 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
-from mmengine.runner import Runner
 from mmseg.registry import HOOKS, MODELS
 
 import mmseg_longtail  # noqa: F401
 from mmseg_longtail.engine import DeferredReweightHook, head_losses
 from mmseg_longtail.models.losses import effective_number_weights
 from mmseg_longtail.models.losses.reweighting import DeferredReweighting
-from tests.tiny_runner import NUM_CLASSES, synthetic, tiny_cfg, tiny_model
+from tests.tiny_runner import (NUM_CLASSES, build_runner, synthetic, tiny_cfg,
+                               tiny_model)
 
 WEIGHTS = [1.0, 2.0, 3.0, 4.0, 5.0]
 COUNTS = [1000, 400, 100, 30, 5]
@@ -106,7 +106,7 @@ def _run(tmp_path, name, hook, max_iters, resume=False, ckpt=1000):
                    checkpoint_interval=ckpt)
     cfg.experiment_name = f'{name}_{max_iters}_{resume}'
     cfg.resume = resume
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     return [dict(r) for r in WeightRecorderHook.records]
 

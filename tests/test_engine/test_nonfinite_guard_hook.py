@@ -7,14 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.logging import MessageHub
-from mmengine.runner import Runner
 from mmseg.registry import MODELS
 from torch import nn
 
 from mmseg_longtail.engine import NonFiniteError, NonFiniteGuardHook
 from mmseg_longtail.experiments.records import (pop_stop_reason,
                                                 write_stop_reason)
-from tests.tiny_runner import tiny_cfg, tiny_model
+from tests.tiny_runner import build_runner, tiny_cfg, tiny_model
 
 
 @MODELS.register_module(force=True)
@@ -51,7 +50,7 @@ def _train(tmp_path, name, max_iters, at=(), kind='loss', **hook):
         tmp_path / name, max_iters=max_iters, custom_hooks=hooks,
         model=tiny_model(loss_decode=dict(type='_PoisonedCELoss', at=at,
                                           kind=kind)))
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     return runner
 
 
@@ -128,7 +127,8 @@ def test_runtime_base_turns_the_guard_on(repo_root):
     from mmengine.config import Config
     cfg = Config.fromfile(str(repo_root / 'configs/_base_/default_runtime.py'))
     assert [h['type'] for h in cfg.custom_hooks] == [
-        'NonFiniteGuardHook', 'ExactResumeHook', 'PreemptionHook']
+        'NonFiniteGuardHook', 'ExactResumeHook', 'PreemptionHook',
+        'MetricWorkDirHook']
 
 
 def test_stop_reason_file_round_trip(tmp_path):

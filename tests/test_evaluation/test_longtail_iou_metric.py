@@ -1,11 +1,9 @@
 """LongTailIoUMetric against a direct numpy computation."""
 import json
-import logging
 
 import numpy as np
 import pytest
 import torch
-from mmengine.logging import MessageHub, MMLogger
 
 import mmseg_longtail  # noqa: F401  (registers the metric)
 from mmseg.evaluation import IoUMetric
@@ -178,37 +176,35 @@ def test_bad_inputs_fail_clearly(tmp_path):
         metric.dataset_meta = dict(classes=CLASSES)
 
 
-def test_json_goes_to_runner_work_dir(tmp_path, capsys):
-    """Without json_dir the JSON lands in <work_dir>/longtail_metrics, found
-    from the runner's log file <work_dir>/<stamp>/<stamp>.log."""
-    stamp = '20240102_030405'
+@pytest.mark.parametrize('hook', [True, False])
+def test_json_goes_to_runner_work_dir(tmp_path, hook):
+    """In a real Runner, ``MetricWorkDirHook`` hands the metric the run's
+    work dir: records land in <work_dir>/longtail_metrics (val named by the
+    iteration, test by the run's timestamp). Without the hook and without
+    ``json_dir`` the metric writes nothing and says so in the log."""
+    from tests.tiny_runner import build_runner, tiny_cfg
     work_dir = tmp_path / 'work'
-    (work_dir / stamp).mkdir(parents=True)
-    logger = MMLogger.get_instance(
-        'lt_metric_test', log_file=str(work_dir / stamp / f'{stamp}.log'))
-    hub = MessageHub.get_instance('lt_metric_test_hub')
-    try:
-        hub.update_info('loop_stage', 'val')
-        hub.update_info('iter', 99)
-        preds, labels = make_batches()
-        run_metric(METRICS.build(dict(type='LongTailIoUMetric')), preds,
-                   labels)
-        out_dir = work_dir / 'longtail_metrics'
-        record = json.loads((out_dir / 'val_iter100.json').read_text())
-        assert record['iter'] == 100 and record['stage'] == 'val'
-        assert (out_dir / 'latest.json').read_text() == \
-            (out_dir / 'val_iter100.json').read_text()
-        hub.update_info('loop_stage', 'test')
-        run_metric(METRICS.build(dict(type='LongTailIoUMetric')), preds,
-                   labels)
-        assert (out_dir / f'test_{stamp}.json').is_file()
-        log_text = (work_dir / stamp / f'{stamp}.log').read_text()
-        assert 'per class results' in log_text
-        assert 'no class statistics' in log_text  # the "no groups" line
-    finally:
-        for handler in list(logger.handlers):
-            if isinstance(handler, logging.FileHandler):
-                handler.close()
-                logger.removeHandler(handler)
-        hub.pop_info('loop_stage')
-        hub.pop_info('iter')
+    cfg = tiny_cfg(work_dir, max_iters=2, val_interval=2,
+                   evaluator=dict(type='LongTailIoUMetric'),
+                   custom_hooks=[dict(type='MetricWorkDirHook')] * hook)
+    cfg.log_level = 'INFO'
+    runner = build_runner(cfg)
+    runner.train()
+    runner.test()
+    out_dir = work_dir / 'longtail_metrics'
+    log_text = (work_dir / runner.timestamp /
+                f'{runner.timestamp}.log').read_text()
+    if not hook:
+        assert not out_dir.exists()
+        assert 'MetricWorkDirHook' in log_text  # the warning names the fix
+        return
+    record = json.loads((out_dir / 'val_iter2.json').read_text())
+    assert record['iter'] == 2 and record['stage'] == 'val'
+    assert record['work_dir'] == str(work_dir)
+    assert record['run_timestamp'] == runner.timestamp
+    assert (out_dir / 'latest_val.json').read_text() == \
+        (out_dir / 'val_iter2.json').read_text()
+    test = json.loads(
+        (out_dir / f'test_{runner.timestamp}.json').read_text())
+    assert test['stage'] == 'test'
+    assert 'per class results' in log_text

@@ -1,13 +1,15 @@
-"""``mmseg_longtail::`` bases from a user folder outside the repository.
+"""Configs from a user folder outside the repository.
 
-The config is README's scope example (read from README.md between
-``<!-- scope-snippet:start/end -->``): data set, model, loss, runtime and
-schedule bases of the plugin taken by scope. It must parse without the
-plugin imported first (mmseg's own ``tools/train.py`` never imports it: the
-installed start-up hook registers the scope), build in the ``mmseg_longtail``
-registry scope mmengine gives those bases' dicts, and train with this
-repository's ``tools/train.py`` and with mmseg's.
+* README's scope example (between ``<!-- scope-snippet:start/end -->``):
+  bases of the plugin taken by the ``mmseg_longtail::`` scope. This
+  repository's tools parse configs with the scope known
+  (:func:`mmseg_longtail.utils.config_scope.load_config`); mmengine alone
+  does not know it, and the parse leaves mmengine as it was. What such bases
+  define builds in the ``mmseg_longtail`` registry scope and trains.
+* The same bases taken by file path with ``custom_imports``: the form that
+  mmseg's own ``tools/train.py`` (which never imports the plugin) trains.
 """
+import os.path as osp
 import re
 from pathlib import Path
 
@@ -26,20 +28,35 @@ TINY = [
     'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
     'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=2'
 ]
-REINSTALL = ('the mmseg_longtail_scope.pth start-up hook is not active in '
-             'this environment: reinstall the package (pip install -e . or '
-             'tools/install.sh)')
+
+
+def readme_snippet() -> str:
+    text = (REPO_ROOT / 'README.md').read_text()
+    block = text.split(START)[1].split(END)[0]
+    code = re.fullmatch(r'\s*```python\n(.*?)```\s*', block, re.S).group(1)
+    assert 'mmseg_longtail::' in code
+    return code
 
 
 @pytest.fixture
 def user_config(tmp_path) -> Path:
     """README's scope example as a config in a folder outside the repo."""
-    text = (REPO_ROOT / 'README.md').read_text()
-    block = text.split(START)[1].split(END)[0]
-    code = re.fullmatch(r'\s*```python\n(.*?)```\s*', block, re.S).group(1)
-    assert 'mmseg_longtail::' in code
     folder = tmp_path / 'my_project'
     folder.mkdir()
+    path = folder / 'my_config.py'
+    path.write_text(readme_snippet())
+    return path
+
+
+@pytest.fixture
+def path_config(tmp_path) -> Path:
+    """The same config with the bases as relative file paths to the
+    checkout's configs/ (what mmseg's tools/train.py resolves)."""
+    folder = tmp_path / 'my_project_paths'
+    folder.mkdir()
+    configs = osp.relpath(REPO_ROOT / 'configs', folder)
+    code = readme_snippet().replace('mmseg_longtail::', f'{configs}/')
+    assert 'mmseg_longtail::' not in code
     path = folder / 'my_config.py'
     path.write_text(code)
     return path
@@ -51,11 +68,11 @@ def test_scope_bases_build_in_plugin_scope(user_config):
     the base's loss, and mmseg's visualizer must all be found (without the
     registry nodes: 'mmseg_longtail is not installed', then KeyError)."""
     import mmseg_longtail  # noqa: F401
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS, MODELS, VISUALIZERS
 
-    cfg = Config.fromfile(str(user_config))
+    from mmseg_longtail.utils.config_scope import load_config
+    cfg = load_config(str(user_config))
     dataset_cfg = dict(cfg.train_dataloader.dataset, length=2)
     assert dataset_cfg['_scope_'] == 'mmseg_longtail'
     init_default_scope(cfg.default_scope)
@@ -68,22 +85,30 @@ def test_scope_bases_build_in_plugin_scope(user_config):
     assert type(visualizer).__name__ == 'SegLocalVisualizer'
 
 
-def test_scope_parses_before_plugin_import(user_config):
-    """A fresh interpreter knows the scope before anything imports the
-    plugin (the installed .pth hook), so mmengine parses the config."""
+def test_scope_is_known_only_while_parsing(user_config):
+    """mmengine alone refuses the scope, also after the plugin's import;
+    ``load_config`` parses it and leaves mmengine's table and lookup as
+    they were."""
     code = (
-        'import sys\n'
-        'import mmengine.config.utils as u\n'
-        "assert 'mmseg_longtail' in u.MODULE2PACKAGE, 'no hook'\n"
         'from mmengine.config import Config\n'
-        f'cfg = Config.fromfile({str(user_config)!r}, '
-        'import_custom_modules=False)\n'
-        "assert 'mmseg_longtail' not in sys.modules\n"
-        'print(cfg.train_dataloader.dataset.type)\n')
-    proc = run_tool(['-c', code], cwd=user_config.parent, check=False)
-    assert 'no hook' not in proc.stdout, REINSTALL
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    assert proc.stdout.strip().endswith('SyntheticLongTailDataset')
+        'import mmengine.config.config as c, mmengine.config.utils as u\n'
+        'import mmseg_longtail\n'
+        'from mmseg_longtail.utils.config_scope import load_config\n'
+        'lookup, table = c.get_installed_path, dict(u.MODULE2PACKAGE)\n'
+        'try:\n'
+        f'    Config.fromfile({str(user_config)!r})\n'
+        "    print('parsed without the scope')\n"
+        'except AssertionError as e:\n'
+        "    print('refused:', e)\n"
+        f'cfg = load_config({str(user_config)!r})\n'
+        'print(cfg.train_dataloader.dataset.type)\n'
+        'assert c.get_installed_path is lookup\n'
+        'assert dict(u.MODULE2PACKAGE) == table\n')
+    proc = run_tool(['-c', code], cwd=user_config.parent)
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith(
+        'refused: mmengine does not support to load mmseg_longtail config')
+    assert lines[-1] == 'SyntheticLongTailDataset'
 
 
 def mmseg_train_script() -> Path:
@@ -92,22 +117,20 @@ def mmseg_train_script() -> Path:
 
 
 @pytest.mark.parametrize('script', ['repo', 'mmseg'])
-def test_train_from_user_folder(script, user_config):
+def test_train_from_user_folder(script, user_config, path_config):
     if script == 'repo':
-        path = REPO_ROOT / 'tools' / 'train.py'
+        path, config = REPO_ROOT / 'tools' / 'train.py', user_config
     else:
-        path = mmseg_train_script()
+        path, config = mmseg_train_script(), path_config
         assert path.is_file(), (
             f'{path}: mmseg installed without its tools (.mim/tools)')
-    work_dir = user_config.parent / 'work_dir'
+    work_dir = config.parent / 'work_dir'
     proc = run_tool([
-        path, user_config.name, '--work-dir', work_dir, '--cfg-options'
-    ] + TINY, cwd=user_config.parent, check=False)
-    if 'does not support to load mmseg_longtail config' in proc.stdout:
-        pytest.fail(REINSTALL)
+        path, config.name, '--work-dir', work_dir, '--cfg-options'
+    ] + TINY, cwd=config.parent, check=False)
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert 'is not installed' not in proc.stdout
     assert 'Iter(train) [2/2]' in proc.stdout
-    assert 'decode.loss_pat' in proc.stdout  # the scoped loss base
+    assert 'decode.loss_pat' in proc.stdout  # the loss base
     assert re.search(r'Iter\(val\) \[1/1\].*mIoU', proc.stdout)
     assert (work_dir / 'iter_2.pth').is_file()

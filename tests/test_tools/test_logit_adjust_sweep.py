@@ -12,7 +12,8 @@ from mmseg.registry import METRICS, MODELS
 import mmseg_longtail  # noqa: F401
 from mmseg_longtail.analysis.logit_adjust_sweep import (run_sweep,
                                                         write_best_config)
-from tests.tiny_runner import tiny_cfg
+from mmseg_longtail.engine import checkpoint_safe_globals
+from tests.tiny_runner import build_runner, tiny_cfg
 
 COUNTS = [5000, 1000, 300, 40, 2]
 TAUS = [0.0, 0.5, 1.0, 2.0]
@@ -27,7 +28,7 @@ def trained(tmp_path_factory):
     cfg = tiny_cfg(work / 'run', max_iters=3, checkpoint_interval=3,
                    evaluator=EVALUATOR)
     cfg.experiment_name = 'logit_adjust_sweep'
-    Runner.from_cfg(cfg).train()
+    build_runner(cfg).train()
     path = work / 'tiny.py'
     cfg.dump(str(path))
     return str(path), str(work / 'run' / 'iter_3.pth')
@@ -41,7 +42,8 @@ def separate_evaluation(config, checkpoint, tau):
     cfg.model.type = 'LogitAdjustedEncoderDecoder'
     cfg.model.test_cfg.logit_adjust = dict(class_counts=COUNTS, tau=tau)
     model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu')
+    with checkpoint_safe_globals():
+        load_checkpoint(model, checkpoint, map_location='cpu')
     model.eval()
     loader = Runner.build_dataloader(cfg.val_dataloader)
     metric = METRICS.build(dict(EVALUATOR))

@@ -8,8 +8,8 @@ num_classes = 11
 crop_size = (360, 480)
 class_stats_file = 'data/camvid/class_stats.json'
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadImageNamingFile'),
+    dict(type='LoadAnnotationsNamingFile'),
     # values neither a class id nor ignore_index fail naming the file
     dict(type='CheckLabelRange', num_classes=num_classes),
     dict(
@@ -23,10 +23,10 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageNamingFile'),
     dict(type='Resize', scale=(480, 360), keep_ratio=True),
     # annotations after Resize: evaluation at the labels' own resolution
-    dict(type='LoadAnnotations'),
+    dict(type='LoadAnnotationsNamingFile'),
     # values neither a class id nor ignore_index fail naming the file
     dict(type='CheckLabelRange', num_classes=num_classes),
     dict(type='PackSegInputs')

@@ -6,8 +6,8 @@
 _base_ = ['./cityscapes_512x1024.py']
 crop_size = (256, 512)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadImageNamingFile'),
+    dict(type='LoadAnnotationsNamingFile'),
     # values neither a class id nor ignore_index fail naming the file
     dict(type='CheckLabelRange', num_classes=_base_.num_classes),
     dict(
@@ -21,9 +21,9 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageNamingFile'),
     dict(type='Resize', scale=(512, 256), keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadAnnotationsNamingFile'),
     # values neither a class id nor ignore_index fail naming the file
     dict(type='CheckLabelRange', num_classes=_base_.num_classes),
     dict(type='PackSegInputs')

@@ -9,8 +9,8 @@ num_classes = 19
 crop_size = (512, 1024)
 class_stats_file = 'data/cityscapes/class_stats.json'
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadImageNamingFile'),
+    dict(type='LoadAnnotationsNamingFile'),
     # values neither a class id nor ignore_index fail naming the file
     dict(type='CheckLabelRange', num_classes=num_classes),
     dict(
@@ -24,9 +24,9 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageNamingFile'),
     dict(type='Resize', scale=(2048, 1024), keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadAnnotationsNamingFile'),
     # values neither a class id nor ignore_index fail naming the file
     dict(type='CheckLabelRange', num_classes=num_classes),
     dict(type='PackSegInputs')

@@ -10,8 +10,8 @@ num_classes = 40
 crop_size = (480, 640)
 class_stats_file = 'data/nyu_v2/class_stats40.json'
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadImageNamingFile'),
+    dict(type='LoadAnnotationsNamingFile'),
     # values neither a class id nor ignore_index fail naming the file
     dict(type='CheckLabelRange', num_classes=num_classes),
     dict(
@@ -25,9 +25,9 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageNamingFile'),
     dict(type='Resize', scale=(640, 480), keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadAnnotationsNamingFile'),
     # values neither a class id nor ignore_index fail naming the file
     dict(type='CheckLabelRange', num_classes=num_classes),
     dict(type='PackSegInputs')

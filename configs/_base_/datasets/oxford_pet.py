@@ -8,8 +8,8 @@ num_classes = 3
 crop_size = (256, 256)
 class_stats_file = 'data/oxford_pet/class_stats.json'
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadImageNamingFile'),
+    dict(type='LoadAnnotationsNamingFile'),
     # values neither a class id nor ignore_index fail naming the file
     dict(type='CheckLabelRange', num_classes=num_classes),
     # images of any size and aspect -> 256x256 (aspect not kept, as in the
@@ -25,9 +25,9 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageNamingFile'),
     dict(type='Resize', scale=(256, 256), keep_ratio=False),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadAnnotationsNamingFile'),
     # values neither a class id nor ignore_index fail naming the file
     dict(type='CheckLabelRange', num_classes=num_classes),
     dict(type='PackSegInputs')

@@ -10,6 +10,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
+from mmseg_longtail.utils.run_files import write_stop_reason
+
 ACTIONS = ('stop', 'skip')
 
 
@@ -30,7 +32,7 @@ class NonFiniteGuardHook(Hook):
       non-finite loss term(s) (or the parameters whose gradient is not
       finite), the iteration and the work dir; the step is not applied, and
       the message is written to ``<work_dir>/nonfinite.json``
-      (:func:`mmseg_longtail.experiments.records.write_stop_reason`) so that
+      (:func:`mmseg_longtail.utils.run_files.write_stop_reason`) so that
       the grid marks the cell failed with it.
     * ``action='skip'``: drop that step (gradients zeroed, no update, the
       learning rate schedule goes on), log a warning, and stop as above
@@ -166,7 +168,6 @@ class NonFiniteGuardHook(Hook):
                   f'{osp.abspath(runner.work_dir)})')
         if self.action == 'skip':
             reason += f' after {self.skipped} skipped steps in a row'
-        from mmseg_longtail.experiments.records import write_stop_reason
         if runner.rank == 0:
             write_stop_reason(runner.work_dir, reason)
         raise NonFiniteError(f'NonFiniteGuardHook: {reason}')

@@ -43,8 +43,8 @@ class PreemptionHook(Hook):
     (an all-reduce of the flag after each iteration: ranks may see the
     signal at different times), writes a checkpoint of that iteration
     through the runner's ``CheckpointHook`` (``iter_<N>.pth`` and
-    ``last_checkpoint``, kept like its periodic ones; the file is written
-    to a temporary name and renamed, see ``mmseg_longtail.compat``), waits
+    ``last_checkpoint``, kept like its periodic ones; ``SafeCheckpointRunner``
+    writes it under a temporary name and renames it), waits
     until it is on disk, and exits every rank with ``exit_code``.
     ``tools/slurm_train.sh`` and the grid's job arrays then requeue the job,
     and the requeued job resumes from that checkpoint (``--resume``); with

@@ -54,7 +54,7 @@ def train(loss_decode, work_dir: Path, name: str, iters: int = ITERS):
     the text of the log file."""
     from mmengine.config import Config
     from mmengine.hooks import Hook
-    from mmengine.runner import Runner
+    from tests.tiny_runner import build_runner
 
     cfg = Config.fromfile(str(CONFIG))
     cfg.model.decode_head.loss_decode = loss_decode
@@ -84,7 +84,7 @@ def train(loss_decode, work_dir: Path, name: str, iters: int = ITERS):
             self.history.append(
                 {k: float(v) for k, v in outputs.items()})
 
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     record = Record()
     runner.register_hook(record)
     runner.train()

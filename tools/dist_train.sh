@@ -5,7 +5,7 @@
 #     tools/dist_train.sh CONFIG NGPUS [train.py options...]
 #
 # NGPUS processes per machine (one per GPU; on a machine without CUDA they are
-# CPU processes talking over gloo, see mmseg_longtail/compat.py). Multi-node:
+# CPU processes talking over gloo, see mmseg_longtail/engine/cpu_distributed.py). Multi-node:
 # run it on every node with the same NNODES, MASTER_ADDR and PORT and that
 # node's NODE_RANK. PYTHON picks the interpreter (default: python).
 set -euo pipefail

@@ -9,7 +9,7 @@
 #
 # GPUS is the number of tasks (processes) in all. CPU nodes: GPUS_PER_NODE=0
 # requests no --gres and places TASKS_PER_NODE tasks per node (default: GPUS,
-# i.e. one node); the processes then talk over gloo (mmseg_longtail/compat.py).
+# i.e. one node); the processes then talk over gloo (mmseg_longtail/engine/cpu_distributed.py).
 # MASTER_PORT defaults to a port derived from the job id, so several jobs can
 # share a node. PYTHON picks the interpreter (default: python). SBATCH_ARGS
 # adds sbatch flags (e.g. '--time=4:00:00 --mem=32G').

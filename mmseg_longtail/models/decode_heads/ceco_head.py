@@ -29,6 +29,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
+from mmseg_longtail.models.losses.base import check_head_losses
 from .attention_unet_head import AttentionUNetHead
 from .ceco import CeCoBranch
 from .unetpp_head import UNetPlusPlusHead
@@ -50,6 +51,7 @@ class CeCoMixin:
 
     def __init__(self, *args, ceco_cfg: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
+        check_head_losses(self)
         name = type(self).__name__
         if not isinstance(ceco_cfg, dict):
             raise ValueError(

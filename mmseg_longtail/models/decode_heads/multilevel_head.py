@@ -7,6 +7,8 @@ from mmseg.models.backbones.unet import BasicConvBlock
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor
 
+from mmseg_longtail.models.losses.base import check_head_losses
+
 
 def upsample_to(x: Tensor, ref: Tensor, align_corners: bool) -> Tensor:
     """Bilinear resize of ``x`` to the spatial size of ``ref`` (any size,
@@ -108,6 +110,7 @@ class MultiLevelDecodeHead(BaseDecodeHead):
         self.num_convs = num_convs
         self.with_cp = with_cp
         self.decoder_channels = self._decoder_widths(decoder_channels)
+        check_head_losses(self)
         for i, width in enumerate(self.decoder_channels):
             # level 0 is tied to channels (the input of conv_seg); the
             # default widths channels * 2**i fail there first, if at all

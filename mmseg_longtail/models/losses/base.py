@@ -191,6 +191,20 @@ def log_prior(counts: np.ndarray) -> np.ndarray:
     return np.log(class_prior(counts, min_count=1.0))
 
 
+def check_head_losses(head: nn.Module) -> None:
+    """Check every loss of ``head`` that knows its class counts against the
+    head's ``num_classes`` (the plugin's heads call this when built; in
+    mmseg's heads the losses check at their first forward)."""
+    losses = getattr(head, 'loss_decode', None)
+    if isinstance(losses, nn.Module) and not isinstance(losses,
+                                                        nn.ModuleList):
+        losses = [losses]
+    for loss in losses or ():
+        check = getattr(loss, 'check_num_classes', None)
+        if callable(check):
+            check(head.num_classes)
+
+
 def per_class(values: Tensor, like: Tensor) -> Tensor:
     """A (C,) tensor shaped to broadcast along dim 1 of ``like``, in its
     dtype."""

@@ -163,6 +163,38 @@ def test_num_classes_check(case):
         loss(z, y)
 
 
+def test_stock_head_class_count_error_at_first_forward(tmp_path):
+    """In a stock mmseg head (FCNHead, which does not tell its losses
+    num_classes), a loss with the wrong number of class counts fails at the
+    first training step: the loss, the field and both numbers named."""
+    from tests.tiny_runner import (NUM_CLASSES as HEAD_CLASSES, build_runner,
+                                   tiny_cfg, tiny_model)
+    loss = dict(type='BalancedSoftmaxLoss', class_counts=[5, 3, 1])
+    cfg = tiny_cfg(tmp_path, max_iters=1, model=tiny_model(loss))
+    runner = build_runner(cfg)  # builds: the head does not check
+    with pytest.raises(ValueError, match=r'^BalancedSoftmaxLoss: class_counts '
+                       'has 3 '
+                       f'entries but the model predicts {HEAD_CLASSES} '
+                       'classes'):
+        runner.train()
+
+
+@pytest.mark.parametrize('head', ['UNetPlusPlusHead', 'AttentionUNetHead'])
+def test_plugin_heads_check_class_counts_when_built(head):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = dict(type=head, in_channels=[4, 8], channels=4, in_index=[0, 1],
+               num_classes=3)
+    MODELS.build(dict(cfg, loss_decode=dict(type='BalancedSoftmaxLoss',
+                                            class_counts=[1, 2, 3])))
+    with pytest.raises(ValueError, match='^BalancedSoftmaxLoss: class_counts '
+                       'has 2 entries but the model predicts 3 classes'):
+        MODELS.build(dict(cfg, loss_decode=[
+            dict(type='CrossEntropyLoss'),
+            dict(type='BalancedSoftmaxLoss', class_counts=[1, 2])]))
+
+
 COUNT_LOSSES = ['ClassBalancedLoss', 'BalancedSoftmaxLoss', 'LDAMLoss',
                 'BLVLoss']
 

@@ -396,6 +396,23 @@ def _plot_curves(path: str, title: str,
     plt.close(fig)
 
 
+def mean_interval(summaries: Sequence[dict], key: str
+                  ) -> Optional[Tuple[float, float]]:
+    """The mean over seeds of each seed's ``<key>_ci_low`` and
+    ``<key>_ci_high`` (None unless every seed has both)."""
+    bounds = [(s.get(f'{key}_ci_low'), s.get(f'{key}_ci_high'))
+              for s in summaries]
+    if not bounds or any(lo is None or hi is None for lo, hi in bounds):
+        return None
+    return (sum(lo for lo, _ in bounds) / len(bounds),
+            sum(hi for _, hi in bounds) / len(bounds))
+
+
+def overlaps(a: Tuple[float, float], b: Tuple[float, float]) -> bool:
+    """Whether two closed intervals share a point."""
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
 class StudyPage:
     """Writes one study's page; ``roots``: the work roots read besides the
     records (named in the regenerate command)."""
@@ -537,6 +554,55 @@ class StudyPage:
                            study, {c: r for c, r in
                                    self.results.finished.items()
                                    if c.dataset == d}, classes)] + ['']
+        return md
+
+    def _reference_loss(self) -> Optional[str]:
+        """The loss the intervals are compared with: cross-entropy."""
+        return next((k for k, lo in self.study.losses.items()
+                     if k == 'ce' or lo.name == 'ce'), None)
+
+    def intervals_section(self, d: str) -> List[str]:
+        """Per model: each loss's mean and the mean of its seeds' bootstrap
+        intervals over the report split's images, for mIoU and tail mIoU,
+        and whether that interval overlaps CE's (— where a record has no
+        interval)."""
+        study, ce = self.study, self._reference_loss()
+        levels = {r.report.bootstrap.get('level')
+                  for r in self.results.finished.values()
+                  if r.report and r.report.bootstrap}
+        level = (f'{100 * levels.pop():g}% ' if len(levels) == 1 else '')
+        md = ['## Intervals over images', '',
+              f'Report split: mean over the seeds, and the mean of the '
+              f'seeds\' {level}per-image bootstrap intervals (resampling '
+              'the images); "vs CE": whether the interval overlaps CE\'s '
+              '("overlaps") or not ("apart").', '']
+        keys = (('mIoU', 'mIoU'), ('mIoU_tail', 'tail mIoU'))
+        for m in study.models:
+            header = ['Loss']
+            for _, title in keys:
+                header += [title, f'{title} interval', 'vs CE']
+            ref = {}
+            if ce is not None and self._rep(d, m, ce):
+                ref = {k: mean_interval([r.report.summary for r in
+                                         self._rep(d, m, ce).runs], k)
+                       for k, _ in keys}
+            rows = []
+            for lo in study.losses:
+                rep = self._rep(d, m, lo)
+                if rep is None:
+                    continue
+                row = [self._label(d, m, lo)]
+                for k, _ in keys:
+                    ci = mean_interval([r.report.summary for r in rep.runs],
+                                       k)
+                    mark = '—'
+                    if ci and ref.get(k) and lo != ce:
+                        mark = 'overlaps' if overlaps(ci, ref[k]) else 'apart'
+                    row += [fmt_mean_std(self._values(d, m, lo, k)) or '—',
+                            f'[{ci[0]:.2f}, {ci[1]:.2f}]' if ci else '—',
+                            mark]
+                rows.append(row)
+            md += [f'**{study.models[m].title}**', '', md_table(header, rows)]
         return md
 
     def selection_section(self, d: str) -> List[str]:
@@ -854,6 +920,7 @@ class StudyPage:
                            classes[i] for i in groups[g])
                            for g in ('head', 'body', 'tail')) + '.', '']
             md += self.results_section(d, classes, counts)
+            md += self.intervals_section(d)
             md += self.selection_section(d)
             md += self.noise_section(d)
             if classes:

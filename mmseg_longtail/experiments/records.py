@@ -121,6 +121,11 @@ class SplitMetrics:
     summary: Dict[str, float]
     per_class_iou: Optional[List[Optional[float]]] = None
     iter: Optional[int] = None
+    # where the metric computed them: each image's mIoU (%) and the
+    # bootstrap's settings and intervals (samples, level, seed, mIoU and
+    # mIoU_tail as [low, high] in %); the summary holds the bounds too
+    per_image_miou: Optional[List[Optional[float]]] = None
+    bootstrap: Optional[Dict[str, Any]] = None
 
     @classmethod
     def from_metric_record(cls, split: str,
@@ -131,7 +136,9 @@ class SplitMetrics:
                    summary={k: float(v) for k, v in rec['summary'].items()
                             if v is not None},
                    per_class_iou=(rec.get('per_class') or {}).get('IoU'),
-                   iter=rec.get('iter'))
+                   iter=rec.get('iter'),
+                   per_image_miou=(rec.get('per_image') or {}).get('mIoU'),
+                   bootstrap=rec.get('bootstrap'))
 
 
 @dataclass

@@ -205,10 +205,18 @@ def data_base_text(study: Study, ds: DatasetSpec,
                          f'{kw.rstrip(", ")}))')
     for name in ('val_evaluator', 'test_evaluator'):
         ev = base.get(name) or {}
-        if (isinstance(ev, dict) and ev.get('type') == 'LongTailIoUMetric'
-                and not ev.get('frequency_groups')
-                and not ev.get('class_counts')):
-            lines.append(f'{name} = dict(class_stats_file=class_stats_file)')
+        if not (isinstance(ev, dict)
+                and ev.get('type') == 'LongTailIoUMetric'):
+            continue
+        kw = []
+        if not ev.get('frequency_groups') and not ev.get('class_counts'):
+            kw.append('class_stats_file=class_stats_file')
+        if name == 'test_evaluator' and study.report_bootstrap:
+            # the report split: per-image mIoU and an interval over images
+            kw.append('per_image=True, bootstrap_samples='
+                      f'{study.report_bootstrap}, bootstrap_seed=0')
+        if kw:
+            lines.append(f'{name} = dict({", ".join(kw)})')
     return '\n'.join(lines) + '\n'
 
 

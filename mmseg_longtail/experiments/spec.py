@@ -182,6 +182,9 @@ class Study:
     page: Optional[str] = None
     config_dir: Optional[str] = None  # committed leaf configs (paper grid)
     notes: Tuple[str, ...] = ()
+    # resamples of the per-image bootstrap interval on the report split
+    # (with per-image mIoU); 0 turns both off
+    report_bootstrap: int = 1000
 
     def final_seeds(self, loss: str) -> Tuple[int, ...]:
         """Seeds beyond ``seeds`` that the selected variant of ``loss``
@@ -418,10 +421,11 @@ def load_study(path: str, full_res: bool = False,
     ``datasets`` / ``models`` / ``losses`` (key -> dict), ``schedule``
     (``dict(base=...)``), ``seeds``, ``selected_seeds``, ``extra_seeds``,
     ``priority``, ``select_metric``, ``work_root``, ``results_dir``,
-    ``page``, ``config_dir`` and ``full_res`` (overrides merged in with
-    ``full_res=True``). Relative paths in the spec are relative to the
-    repository root; ``data_root`` (one data set only), ``work_root`` and
-    ``results_dir`` given here are relative to the current directory.
+    ``page``, ``config_dir``, ``report_bootstrap`` and ``full_res``
+    (overrides merged in with ``full_res=True``). Relative paths in the
+    spec are relative to the repository root; ``data_root`` (one data set
+    only), ``work_root`` and ``results_dir`` given here are relative to the
+    current directory.
     Wrong values raise :class:`SpecError` (or FileNotFoundError) naming the
     key.
     """
@@ -443,7 +447,7 @@ def load_study(path: str, full_res: bool = False,
     known = {'name', 'title', 'datasets', 'models', 'losses', 'schedule',
              'seeds', 'selected_seeds', 'extra_seeds', 'priority',
              'select_metric', 'work_root', 'results_dir', 'page',
-             'config_dir', 'full_res', 'notes'}
+             'config_dir', 'full_res', 'notes', 'report_bootstrap'}
     unknown = sorted(k for k in set(raw) - known if not k.startswith('_'))
     if unknown:
         raise r.err(f'unknown keys {unknown} (known: {sorted(known)})')
@@ -486,6 +490,11 @@ def load_study(path: str, full_res: bool = False,
     if metric not in SELECT_METRICS:
         raise r.err(f'select_metric {metric!r} is not one of '
                     f'{SELECT_METRICS}')
+    bootstrap = raw.get('report_bootstrap', 1000)
+    if isinstance(bootstrap, bool) or not isinstance(
+            bootstrap, int) or bootstrap < 0:
+        raise r.err('report_bootstrap must be an integer >= 0 (resamples '
+                    f'of the report split; 0: off), got {bootstrap!r}')
     sched = r.need('schedule')
     r.check_fields(sched, 'schedule', ('base', ), ('name', ))
     schedule_base = r.file(sched['base'], 'schedule.base')
@@ -503,7 +512,7 @@ def load_study(path: str, full_res: bool = False,
         work_root=work, results_dir=results,
         page=repo_path(raw.get('page')),
         config_dir=repo_path(raw.get('config_dir')),
-        notes=tuple(raw.get('notes') or ()))
+        notes=tuple(raw.get('notes') or ()), report_bootstrap=bootstrap)
 
 
 def dataset_from_config(path: str, work_root: str) -> DatasetSpec:

@@ -268,6 +268,47 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
         'mIoU'][1]
 
 
+def _quantile(sorted_values, q):
+    """numpy's default ('linear') quantile of a sorted list, by hand."""
+    h = (len(sorted_values) - 1) * q
+    lo = math.floor(h)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (h - lo) * (sorted_values[hi] -
+                                           sorted_values[lo])
+
+
+@pytest.mark.parametrize('level, seed', [(0.95, 0), (0.8, 3)])
+def test_bootstrap_against_an_independent_resampling(level, seed):
+    """The interval equals one computed image by image in plain Python from
+    the same resamples (the same generator draws the same image counts):
+    summed areas of the drawn images, IoU per class (undefined where the
+    union is empty), their mean, and the quantiles."""
+    rng = np.random.default_rng(4)
+    n, samples = 9, 150
+    inter, union = synthetic_areas(rng, n, np.array([0.9, 0.4, 0.1]))
+    union[:4, 2] = inter[:4, 2] = 0  # class 2 absent from 4 images
+    ci = bootstrap_interval(inter, union, samples, level, seed,
+                            groups=dict(tail=[2]))
+    draws = np.random.default_rng(seed).multinomial(
+        n, [1.0 / n] * n, size=samples)
+    values = dict(mIoU=[], tail=[])
+    for counts in draws.tolist():
+        ious = []
+        for c in range(3):
+            i = sum(k * inter[img, c] for img, k in enumerate(counts))
+            u = sum(k * union[img, c] for img, k in enumerate(counts))
+            ious.append(i / u if u > 0 else None)
+        defined = [x for x in ious if x is not None]
+        values['mIoU'].append(sum(defined) / len(defined))
+        if ious[2] is not None:
+            values['tail'].append(ious[2])
+    tail = (1 - level) / 2
+    for key, vals in values.items():
+        vals = sorted(vals)
+        expected = (_quantile(vals, tail), _quantile(vals, 1 - tail))
+        assert ci[key] == pytest.approx(expected, rel=1e-12), key
+
+
 def test_bootstrap_keys_through_the_metric(tmp_path):
     rng = np.random.default_rng(2)
     samples = []

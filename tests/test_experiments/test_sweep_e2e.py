@@ -91,6 +91,19 @@ def test_selection_and_report(sweep):
             assert rec['report']['summary']['mIoU'] == \
                 tests[0]['summary']['mIoU']
             assert [p['iter'] for p in rec['curve']] == [1, 2, 3]
+            # the report split carries per-image mIoU and the bootstrap
+            # interval over its images (the study's default); the
+            # selection split stays cheap
+            report = rec['report']
+            assert report['bootstrap']['samples'] == 1000
+            assert report['bootstrap']['seed'] == 0
+            assert report['bootstrap']['mIoU'] == [
+                report['summary']['mIoU_ci_low'],
+                report['summary']['mIoU_ci_high']]
+            assert report['bootstrap'] == tests[0]['bootstrap']
+            assert len(report['per_image_miou']) == 6
+            assert rec['selection']['bootstrap'] is None
+            assert 'mIoU_ci_low' not in rec['selection']['summary']
         best = max(tags, key=lambda t: (sel[t], -tags.index(t)))
         chosen[loss] = (best, rep[best])
 
@@ -145,6 +158,30 @@ def test_page_regenerates_from_records_alone(sweep, tmp_path):
     assert '8 of 8 runs finished' in md
     assert '## Selection' in md and '## Training curves' in md
     assert body(page) == body(fresh_page)
+    # the intervals over images: each shown setting's interval is the mean
+    # of its seeds' bounds (no CE in this study: no marks)
+    section = md.split('## Intervals over images')[1].split('\n## ')[0]
+    runs = folder / 'results' / 'runs'
+    options = dict(gamma0p5='gamma=0.5', gamma3='gamma=3', tau1='tau=1',
+                   tau5='tau=5')
+    shown = 0
+    for loss, tags in VARIANTS.items():
+        for tag in tags:
+            title = dict(focal='Focal', pat='PAT')[loss]
+            row = re.search(rf'^\| {title} \({re.escape(options[tag])}\) '
+                            r'\| [^|]+ \| \[([\d.]+), ([\d.]+)\] \| — \|',
+                            section, re.M)
+            if not row:
+                continue
+            shown += 1
+            recs = [json.loads((runs / f'{loss}-{tag}_unet_1xb2-30k_syn-'
+                                f'32x32_seed{s}.json').read_text())
+                    for s in (0, 1)]
+            for i, bound in enumerate(('mIoU_ci_low', 'mIoU_ci_high')):
+                assert float(row.group(i + 1)) == pytest.approx(_mean(
+                    [r['report']['summary'][bound] for r in recs]),
+                    abs=0.006)
+    assert shown == 2, section
     assert (fresh / 'page_curves_unet.png').is_file()
     # a study continues from the records: nothing runs twice
     shutil.rmtree(folder / 'work')

@@ -8,6 +8,7 @@ import json
 import math
 import os.path as osp
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -248,8 +249,14 @@ def test_data_base_carves_train_and_reports_on_val():
     assert ("test_dataloader = dict(dataset=dict(data_root=data_root, "
             "data_prefix=dict(img_path='img_dir/val', "
             "seg_map_path='ann_dir/val')))") in text
-    for name in ('val_evaluator', 'test_evaluator'):
-        assert f'{name} = dict(class_stats_file=class_stats_file)' in text
+    # the report split (test) also gets per-image mIoU and the bootstrap
+    # interval; the selection split (val) stays cheap
+    assert 'val_evaluator = dict(class_stats_file=class_stats_file)\n' in text
+    assert ('test_evaluator = dict(class_stats_file=class_stats_file, '
+            'per_image=True, bootstrap_samples=1000, bootstrap_seed=0)'
+            ) in text
+    off = data_base_text(replace(st, report_bootstrap=0), ds, lists)
+    assert 'test_evaluator = dict(class_stats_file=class_stats_file)\n' in off
 
 
 def test_full_res_variant_uses_grid_bases():
@@ -322,6 +329,8 @@ def test_bad_spec_fails_naming_the_key(tmp_path):
          r"priority names losses \['pta'\]"),
         ("seeds = [0]", "seeds = [0]\nselect_metric = 'mIoUU'", SpecError,
          'select_metric'),
+        ("seeds = [0]", "seeds = [0]\nreport_bootstrap = -1", SpecError,
+         'report_bootstrap must be an integer >= 0'),
         ("report='val'", "report='train'", SpecError,
          'datasets.camvid.report'),
         ("fraction=101 / 367", "fraction=367 / 101", SpecError,

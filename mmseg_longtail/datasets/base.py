@@ -15,6 +15,11 @@ things the long-tail tooling relies on:
   empty (mmseg silently builds an empty data set).
 * ``get_cat_ids(idx)`` (the classes in the label map), so mmengine's
   ``ClassBalancedDataset`` wraps these data sets.
+* the label check: a :class:`~mmseg_longtail.datasets.transforms.
+  CheckLabelRange` right after each ``LoadAnnotations`` of the pipeline,
+  added where a config's pipeline lacks it, so a label value that is
+  neither a class id nor ``ignore_index`` fails naming the file whatever
+  the pipeline.
 """
 import copy
 import os.path as osp
@@ -25,6 +30,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
 
 from .class_sampling import CatIdsMixin
+from .transforms import CheckLabelRange
 
 
 class LongTailSegDataset(CatIdsMixin, BaseSegDataset):
@@ -43,8 +49,25 @@ class LongTailSegDataset(CatIdsMixin, BaseSegDataset):
         super().__init__(lazy_init=True, **kwargs)
         self.label_map = self._with_unlabelled(self.label_map)
         self._metainfo['label_map'] = self.label_map
+        self._check_labels_after_loading()
         if not lazy_init:
             self.full_init()
+
+    def _check_labels_after_loading(self) -> None:
+        """Put a CheckLabelRange after every LoadAnnotations of the
+        pipeline that is not followed by one."""
+        transforms = getattr(self.pipeline, 'transforms', None)
+        if transforms is None:
+            return
+        num_classes = len(self.metainfo['classes'])
+        i = 0
+        while i < len(transforms):
+            nxt = transforms[i + 1] if i + 1 < len(transforms) else None
+            if isinstance(transforms[i], LoadAnnotations) and \
+                    not isinstance(nxt, CheckLabelRange):
+                transforms.insert(i + 1, CheckLabelRange(
+                    num_classes=num_classes, ignore_index=self.ignore_index))
+            i += 1
 
     def _with_unlabelled(self, label_map: Optional[Dict[int, int]]
                          ) -> Optional[Dict[int, int]]:

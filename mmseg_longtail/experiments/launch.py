@@ -251,7 +251,9 @@ def _stream(cmd: List[str], log_path: str, env: dict, verbose: bool,
     every 30 s unless ``verbose`` (then everything is echoed). SIGUSR1 and
     SIGTERM sent to this process go on to ``cmd`` (a scheduler's warning
     must reach the training, not stop the launcher); their numbers are
-    appended to ``forwarded``."""
+    appended to ``forwarded``. Ctrl-C reaches ``cmd`` from the terminal
+    (one process group), so SIGINT is only recorded: the training stops with
+    its checkpoint, and a second Ctrl-C aborts both at once."""
     last = 0.0
     with open(log_path, 'a') as log:
         log.write(f'\n# {datetime.datetime.now():%Y-%m-%d %H:%M:%S} '
@@ -268,9 +270,16 @@ def _stream(cmd: List[str], log_path: str, env: dict, verbose: bool,
             got.append(signum)
             proc.send_signal(signum)
 
+        def interrupted(signum, frame):
+            if signal.SIGINT in got:
+                raise KeyboardInterrupt
+            got.append(signum)
+
         if threading.current_thread() is threading.main_thread():
             for s in FORWARDED_SIGNALS:
                 previous[s] = signal.signal(s, forward)
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT,
+                                                    interrupted)
         try:
             for line in proc.stdout:
                 log.write(line)

@@ -123,6 +123,31 @@ def test_dataset_refuses_out_of_range_label(name, value, tmp_path,
         assert str(info.value).startswith(f'{ann}: label values {value} ')
 
 
+def test_pipeline_without_the_check_still_checks(tmp_path, dataset_layout):
+    """The camvid_smoke config's pipelines drop CheckLabelRange (so does
+    many a user pipeline): the data set puts it back after the label
+    loader, and a label value 200 fails naming the file."""
+    cfg = Config.fromfile(
+        str(REPO_ROOT / 'configs/camvid_smoke/unet_tiny_camvid_smoke.py'))
+    assert 'CheckLabelRange' not in [t['type'] for t in
+                                     cfg.train_dataloader.dataset.pipeline]
+    dataset_layout('camvid', tmp_path)
+    ds_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    ds_cfg['data_root'] = str(tmp_path)
+    dataset = DATASETS.build(ds_cfg)
+    types = [type(t).__name__ for t in dataset.pipeline.transforms]
+    i = types.index('LoadAnnotationsNamingFile')
+    assert types[i + 1] == 'CheckLabelRange'
+    assert types.count('CheckLabelRange') == 1
+    ann = dataset.get_data_info(0)['seg_map_path']
+    label = np.array(Image.open(ann))
+    label[0, :3] = 200
+    Image.fromarray(label).save(ann)
+    with pytest.raises(ValueError, match=f'^{re.escape(ann)}: label values '
+                       '200 '):
+        dataset[0]
+
+
 def test_dataset_names_corrupt_label_file(tmp_path, dataset_layout):
     """A truncated label PNG: PIL's 'image file is truncated' gains the
     file's path (it had none), in the training pipeline."""

@@ -1,5 +1,6 @@
 """PreemptionHook: SIGUSR1 (or SIGTERM) sent to a training process makes it
-finish the iteration, write that iteration's checkpoint and exit with 75; in
+finish the iteration, write that iteration's checkpoint and exit with 75
+(Ctrl-C, SIGINT: the same with 130; a second Ctrl-C aborts at once); in
 two gloo processes a signal to one rank stops both at the same iteration.
 Resumed from that checkpoint, the run ends with the uninterrupted run's
 weights (with ExactResumeHook). The SLURM round trip (warning signal,
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mmseg_longtail.engine.hooks import PREEMPTED_EXIT_CODE, PreemptionHook
+from mmseg_longtail.engine.hooks.preemption_hook import INTERRUPTED_EXIT_CODE
 from tests.conftest import REPO_ROOT
 from tests.fault_runs import (final_checkpoint, last_checkpoint_name,
                               same_state, train, train_command, train_env,
@@ -55,11 +57,15 @@ def signal_while_training(tmp_path, procs: int, signum: int, rank: int,
     return proc.returncode, out, work, stopped
 
 
-@pytest.mark.parametrize('signum', [signal.SIGUSR1, signal.SIGTERM])
-def test_signal_checkpoints_and_exits_for_requeue(tmp_path, signum):
+@pytest.mark.parametrize('signum, code', [
+    (signal.SIGUSR1, PREEMPTED_EXIT_CODE), (signal.SIGTERM,
+                                            PREEMPTED_EXIT_CODE),
+    (signal.SIGINT, INTERRUPTED_EXIT_CODE)
+], ids=['SIGUSR1', 'SIGTERM', 'SIGINT'])
+def test_signal_checkpoints_and_exits_for_requeue(tmp_path, signum, code):
     rc, out, work, (stopped, ) = signal_while_training(tmp_path, 1, signum,
                                                        rank=0)
-    assert rc == PREEMPTED_EXIT_CODE, out[-3000:]
+    assert rc == code, out[-3000:]
     assert 4 <= stopped < ITERS
     name = signal.Signals(signum).name
     assert (f'PreemptionHook: {name} received; stopped after iteration '
@@ -69,6 +75,35 @@ def test_signal_checkpoints_and_exits_for_requeue(tmp_path, signum):
     ckpt = final_checkpoint(work, stopped)
     assert ckpt['meta']['iter'] == stopped
     assert not list(work.glob('*.tmp*'))  # written under a temporary name
+
+
+def test_ctrl_c_resumes_bit_exact(tmp_path):
+    """Ctrl-C (SIGINT) loses nothing: resumed from the checkpoint it wrote,
+    the run ends with the uninterrupted run's weights."""
+    rc, out, work, (stopped, ) = signal_while_training(
+        tmp_path, 1, signal.SIGINT, rank=0)
+    assert rc == INTERRUPTED_EXIT_CODE, out[-3000:]
+    assert 'Traceback' not in out
+    cfg = write_config(tmp_path / 'fast.py', HOOKS, ITERS)
+    resumed = train(cfg, work, 1, resume=True).stdout
+    assert f'resumed epoch: 0, iter: {stopped}' in resumed
+    ref = tmp_path / 'ref'
+    train(cfg, ref, 1)
+    assert same_state(final_checkpoint(ref, ITERS),
+                      final_checkpoint(work, ITERS))
+
+
+def test_second_ctrl_c_aborts_at_once():
+    hook = PreemptionHook()
+    try:
+        hook._handle(signal.SIGINT, None)
+        assert hook.received == signal.SIGINT  # first: stop after the step
+        with pytest.raises(KeyboardInterrupt):
+            hook._handle(signal.SIGINT, None)
+        # the handlers are back: nothing of the hook is left installed
+        assert signal.getsignal(signal.SIGINT) is not hook._handle
+    finally:
+        hook._restore()
 
 
 def test_two_processes_agree_and_resume_bit_exact(tmp_path):
@@ -95,6 +130,8 @@ def test_two_processes_agree_and_resume_bit_exact(tmp_path):
     (dict(signals=['SIGFOO']), "signals: unknown signal 'SIGFOO'"),
     (dict(signals=[]), 'signals is empty'),
     (dict(exit_code=0), 'exit_code must be an integer in 1..255'),
+    (dict(interrupt_exit_code=256), 'interrupt_exit_code must be an '
+     'integer'),
 ])
 def test_bad_options_name_the_field(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -16,6 +16,8 @@ from mmseg.registry import HOOKS
 # EX_TEMPFAIL (sysexits.h): "try again later", what a requeue means. The
 # SLURM wrappers (tools/slurm/preemptible.sh) requeue a job on this code.
 PREEMPTED_EXIT_CODE = 75
+# Ctrl-C: the shell's code for SIGINT; not requeued by the SLURM wrappers
+INTERRUPTED_EXIT_CODE = 130
 
 
 class TrainingPreempted(SystemExit):
@@ -60,10 +62,18 @@ class PreemptionHook(Hook):
     (every config of this package): mmengine resumes an epoch-based loop at
     the start of the interrupted epoch.
 
+    Ctrl-C (SIGINT) is handled the same way: the run stops after the
+    current iteration with its checkpoint and exits with
+    ``interrupt_exit_code`` (130, the shell's code for Ctrl-C, which the
+    SLURM wrappers do not requeue); ``--resume`` continues from it. A second
+    Ctrl-C aborts at once (KeyboardInterrupt, no checkpoint).
+
     Args:
         signals (Sequence[str | int]): the signals that request a stop.
         exit_code (int): the exit status after the checkpoint (75,
             EX_TEMPFAIL, is what the SLURM wrappers requeue on).
+        interrupt_exit_code (int): the exit status after a SIGINT's
+            checkpoint.
         enabled (bool): False makes the hook a no-op (an override for
             configs that inherit it from the runtime base).
     """
@@ -71,8 +81,9 @@ class PreemptionHook(Hook):
     priority = 'LOWEST'  # after the iteration's own checkpoint and logging
 
     def __init__(self,
-                 signals: Sequence = ('SIGUSR1', 'SIGTERM'),
+                 signals: Sequence = ('SIGUSR1', 'SIGTERM', 'SIGINT'),
                  exit_code: int = PREEMPTED_EXIT_CODE,
+                 interrupt_exit_code: int = INTERRUPTED_EXIT_CODE,
                  enabled: bool = True) -> None:
         if isinstance(signals, (str, int)):
             signals = [signals]
@@ -80,10 +91,13 @@ class PreemptionHook(Hook):
         if not self.signals:
             raise ValueError('PreemptionHook: signals is empty; use '
                              'enabled=False to turn the hook off')
-        if not isinstance(exit_code, int) or not 1 <= exit_code <= 255:
-            raise ValueError('PreemptionHook: exit_code must be an integer '
-                             f'in 1..255, got {exit_code!r}')
+        for field, code in (('exit_code', exit_code),
+                            ('interrupt_exit_code', interrupt_exit_code)):
+            if not isinstance(code, int) or not 1 <= code <= 255:
+                raise ValueError(f'PreemptionHook: {field} must be an '
+                                 f'integer in 1..255, got {code!r}')
         self.exit_code = exit_code
+        self.interrupt_exit_code = interrupt_exit_code
         self.enabled = enabled
         self.received: Optional[int] = None
         self._previous = {}
@@ -94,6 +108,10 @@ class PreemptionHook(Hook):
     def _handle(self, signum, frame) -> None:
         if self.received is None:
             self.received = signum
+        elif signum == signal.SIGINT:
+            # a second Ctrl-C: stop now, without the checkpoint
+            self._restore()
+            raise KeyboardInterrupt
 
     def _install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -133,13 +151,18 @@ class PreemptionHook(Hook):
         path = self._checkpoint(runner, step)
         barrier()  # every rank exits once the file is on disk
         name = signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            code, then = self.interrupt_exit_code, (
+                '--resume continues from it')
+        else:
+            code, then = self.exit_code, (
+                'so that the job is requeued and resumed from it')
         message = (f'PreemptionHook: {name} received; stopped after '
                    f'iteration {step} with checkpoint {path}; exiting with '
-                   f'{self.exit_code} so that the job is requeued and '
-                   'resumed from it')
+                   f'{code}; {then}')
         print_log(message, logger='current', level=logging.WARNING)
         self._restore()
-        raise TrainingPreempted(self.exit_code)
+        raise TrainingPreempted(code)
 
     @staticmethod
     def _checkpoint(runner, step: int) -> str:

@@ -212,6 +212,28 @@ def per_class(values: Tensor, like: Tensor) -> Tensor:
     return values.to(like.dtype).view(shape)
 
 
+def check_label_values(loss: str, label: Tensor, ignore_index: int,
+                       num_classes: int) -> None:
+    """Refuse target values that are neither a class id ``0..C-1`` nor
+    ``ignore_index``: a ValueError naming ``loss`` and the values on CPU; on
+    other devices a device-side assert with the same message but no values
+    (reading them back would synchronise with the host)."""
+    bad = (label != ignore_index) & ((label < 0) | (label >= num_classes))
+    what = (f'are outside the class ids 0..{num_classes - 1} and are not '
+            f'ignore_index={ignore_index}')
+    if label.device.type != 'cpu':
+        torch._assert_async(~bad.any(), f'{loss}: label values {what}')
+        return
+    if bad.any():
+        values = torch.unique(label[bad])
+        shown = ', '.join(str(v) for v in values[:10].tolist())
+        more = f' and {values.numel() - 10} more' if values.numel() > 10 \
+            else ''
+        raise ValueError(f'{loss}: label values {shown}{more} {what} (a '
+                         "pipeline without the data set's CheckLabelRange, "
+                         'or the wrong num_classes / ignore_index)')
+
+
 class PixelTargets:
     """The labels of one forward call, with what the losses derive from
     them, computed once.
@@ -497,6 +519,8 @@ class LongTailLoss(nn.Module):
         if cls_score.dtype in (torch.float16, torch.bfloat16):
             # as autocast does for cross-entropy: soft-max statistics in fp32
             cls_score = cls_score.float()
+        check_label_values(type(self).__name__, label, ignore_index,
+                           cls_score.shape[1])
         target = PixelTargets(label, ignore_index, cls_score.shape[1])
         loss = self.pixel_loss(cls_score, target)
         if reduction == 'mean' and avg_factor is None:

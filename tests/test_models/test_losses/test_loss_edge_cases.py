@@ -11,6 +11,25 @@ REGISTRY_NAMES = ('SoftmaxFocalLoss', 'ClassBalancedLoss',
 CLASS_WEIGHT = [1.0, 2.0, 0.5, 3.0, 1.5]
 
 
+def _registered_losses():
+    """Every loss class the plugin registers (region losses included)."""
+    from mmseg.registry import MODELS
+
+    from mmseg_longtail.models.losses.base import LongTailLoss
+    return {name: cls for name, cls in MODELS.module_dict.items()
+            if isinstance(cls, type) and issubclass(cls, LongTailLoss)
+            and cls.__module__.startswith('mmseg_longtail.')}
+
+
+REGISTERED = sorted(_registered_losses())
+
+
+def registered_config(name: str) -> dict:
+    cls = _registered_losses()[name]
+    return dict(type=name, **(dict(class_counts=COUNTS)
+                              if cls.requires_counts else {}))
+
+
 def run(loss, z, y, seed=0, **kwargs):
     torch.manual_seed(seed)  # fixes BLV's draw
     return loss(z, y, **kwargs)
@@ -193,6 +212,22 @@ def test_plugin_heads_check_class_counts_when_built(head):
         MODELS.build(dict(cfg, loss_decode=[
             dict(type='CrossEntropyLoss'),
             dict(type='BalancedSoftmaxLoss', class_counts=[1, 2])]))
+
+
+@pytest.mark.parametrize('name', REGISTERED)
+@pytest.mark.parametrize('bad', [200, NUM_CLASSES, -1])
+def test_out_of_range_labels_name_the_loss(name, bad):
+    """Every loss of the plugin (region losses included) refuses a target
+    value that is neither a class id nor ignore_index, naming itself and
+    the value, instead of an IndexError or a silent change of the value."""
+    loss = build(registered_config(name))
+    z, y = make_batch()
+    loss(z, y)  # valid labels (some ignored) pass
+    y[0, 0, :2] = bad
+    with pytest.raises(ValueError, match=rf'^{name}: label values '
+                       rf'{bad} are outside the class ids 0\.\.'
+                       f'{NUM_CLASSES - 1} and are not ignore_index=255'):
+        loss(z, y)
 
 
 COUNT_LOSSES = ['ClassBalancedLoss', 'BalancedSoftmaxLoss', 'LDAMLoss',

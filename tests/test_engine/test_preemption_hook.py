@@ -57,6 +57,19 @@ def signal_while_training(tmp_path, procs: int, signum: int, rank: int,
     return proc.returncode, out, work, stopped
 
 
+def assert_resumes_bit_exact(tmp_path, work: Path, stopped: int,
+                             procs: int) -> None:
+    """Resumed from the checkpoint of iteration ``stopped``, the run ends
+    with the weights of an uninterrupted run in ``procs`` processes."""
+    cfg = write_config(tmp_path / 'fast.py', HOOKS, ITERS)
+    resumed = train(cfg, work, procs, resume=True).stdout
+    assert f'resumed epoch: 0, iter: {stopped}' in resumed
+    ref = tmp_path / 'ref'
+    train(cfg, ref, procs)
+    assert same_state(final_checkpoint(ref, ITERS),
+                      final_checkpoint(work, ITERS))
+
+
 @pytest.mark.parametrize('signum, code', [
     (signal.SIGUSR1, PREEMPTED_EXIT_CODE), (signal.SIGTERM,
                                             PREEMPTED_EXIT_CODE),
@@ -84,13 +97,7 @@ def test_ctrl_c_resumes_bit_exact(tmp_path):
         tmp_path, 1, signal.SIGINT, rank=0)
     assert rc == INTERRUPTED_EXIT_CODE, out[-3000:]
     assert 'Traceback' not in out
-    cfg = write_config(tmp_path / 'fast.py', HOOKS, ITERS)
-    resumed = train(cfg, work, 1, resume=True).stdout
-    assert f'resumed epoch: 0, iter: {stopped}' in resumed
-    ref = tmp_path / 'ref'
-    train(cfg, ref, 1)
-    assert same_state(final_checkpoint(ref, ITERS),
-                      final_checkpoint(work, ITERS))
+    assert_resumes_bit_exact(tmp_path, work, stopped, 1)
 
 
 def test_second_ctrl_c_aborts_at_once():
@@ -117,13 +124,7 @@ def test_two_processes_agree_and_resume_bit_exact(tmp_path):
     assert stopped[0] == stopped[1] and 4 <= stopped[0] < ITERS, stopped
     assert last_checkpoint_name(work) == f'iter_{stopped[0]}.pth'
     assert (f'stopped after iteration {stopped[0]} with checkpoint') in out
-    cfg = write_config(tmp_path / 'fast.py', HOOKS, ITERS)
-    resumed = train(cfg, work, 2, resume=True).stdout
-    assert f'resumed epoch: 0, iter: {stopped[0]}' in resumed
-    ref = tmp_path / 'ref'
-    train(cfg, ref, 2)
-    assert same_state(final_checkpoint(ref, ITERS),
-                      final_checkpoint(work, ITERS))
+    assert_resumes_bit_exact(tmp_path, work, stopped[0], 2)
 
 
 @pytest.mark.parametrize('kwargs,match', [

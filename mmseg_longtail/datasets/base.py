@@ -59,15 +59,13 @@ class LongTailSegDataset(CatIdsMixin, BaseSegDataset):
         transforms = getattr(self.pipeline, 'transforms', None)
         if transforms is None:
             return
-        num_classes = len(self.metainfo['classes'])
-        i = 0
-        while i < len(transforms):
+        check = CheckLabelRange(num_classes=len(self.metainfo['classes']),
+                                ignore_index=self.ignore_index)
+        for i in reversed(range(len(transforms))):
             nxt = transforms[i + 1] if i + 1 < len(transforms) else None
             if isinstance(transforms[i], LoadAnnotations) and \
                     not isinstance(nxt, CheckLabelRange):
-                transforms.insert(i + 1, CheckLabelRange(
-                    num_classes=num_classes, ignore_index=self.ignore_index))
-            i += 1
+                transforms.insert(i + 1, check)
 
     def _with_unlabelled(self, label_map: Optional[Dict[int, int]]
                          ) -> Optional[Dict[int, int]]:

@@ -21,11 +21,9 @@ well: load only checkpoints you trust from there.
 Saving: mmengine writes ``iter_<N>.pth`` in place, so a job killed while
 writing leaves a truncated file under the final name. Local checkpoints are
 written under a temporary name in the same folder, flushed to disk and
-renamed (:func:`atomic_local_save`).
+renamed (:func:`mmseg_longtail.utils.run_files.atomic_local_save`).
 """
 import contextlib
-import os
-import os.path as osp
 from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
@@ -101,19 +99,3 @@ def checkpoint_safe_globals() -> Iterator[None]:
 def is_local(path: str, backend_args: Optional[dict] = None) -> bool:
     """A plain file-system path (no ``scheme://``, no storage backend)."""
     return '://' not in str(path) and not backend_args
-
-
-def atomic_local_save(save: Callable[[str], None], path: str) -> None:
-    """Call ``save(tmp_path)`` for a temporary file beside ``path``, flush
-    it to disk and rename it to ``path``. ``save`` may write nothing (on
-    ranks other than 0); then nothing is renamed."""
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-        save(tmp)
-        if osp.exists(tmp):
-            with open(tmp, 'rb') as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)

@@ -7,7 +7,8 @@ from typing import Optional
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
-from .checkpoint import atomic_local_save, checkpoint_safe_globals, is_local
+from mmseg_longtail.utils.run_files import atomic_local_save
+from .checkpoint import checkpoint_safe_globals, is_local
 
 
 @RUNNERS.register_module()

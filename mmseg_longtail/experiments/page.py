@@ -581,11 +581,9 @@ class StudyPage:
             header = ['Loss']
             for _, title in keys:
                 header += [title, f'{title} interval', 'vs CE']
-            ref = {}
-            if ce is not None and self._rep(d, m, ce):
-                ref = {k: mean_interval([r.report.summary for r in
-                                         self._rep(d, m, ce).runs], k)
-                       for k, _ in keys}
+            ce_rep = self._rep(d, m, ce) if ce is not None else None
+            ref = {k: mean_interval([r.report.summary for r in ce_rep.runs],
+                                    k) for k, _ in keys} if ce_rep else {}
             rows = []
             for lo in study.losses:
                 rep = self._rep(d, m, lo)

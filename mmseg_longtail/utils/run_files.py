@@ -17,7 +17,7 @@ import json
 import os
 import os.path as osp
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 METRICS_DIR = 'longtail_metrics'
 # metric records: 1 (no ``version`` field) up to the per-image, calibration
@@ -34,16 +34,34 @@ class RecordError(ValueError):
 
 
 # ------------------------------------------------------------------- files
+def atomic_local_save(save: Callable[[str], None], path: str) -> None:
+    """Call ``save(tmp_path)`` for a temporary file beside ``path``, flush
+    it to disk and rename it to ``path``, so that readers (and a resumed
+    run) see the old or the new file, never a partial one. ``save`` may
+    write nothing (a checkpoint on ranks other than 0); then nothing is
+    renamed."""
+    tmp = f'{path}.tmp{os.getpid()}'
+    try:
+        save(tmp)
+        if osp.exists(tmp):
+            with open(tmp, 'rb') as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same
-    folder and a rename, so concurrent readers see the old or the new file,
-    never a partial one."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.tmp')
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` atomically (:func:`atomic_local_save`),
+    creating its folder."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+
+    def save(tmp: str) -> None:
+        with open(tmp, 'w') as f:
+            f.write(text)
+
+    atomic_local_save(save, path)
 
 
 def atomic_write_json(path: str, obj: Any) -> None:

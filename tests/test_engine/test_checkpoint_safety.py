@@ -13,7 +13,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmseg_longtail  # noqa: F401
 from mmseg_longtail.engine import SafeCheckpointRunner, checkpoint_safe_globals
-from mmseg_longtail.engine.checkpoint import atomic_local_save
+from mmseg_longtail.utils.run_files import atomic_local_save
 from tests.conftest import REPO_ROOT, run_tool
 from tests.tiny_runner import build_runner, tiny_cfg
 

@@ -1,6 +1,5 @@
 """Checkpoint and stop on a scheduler's warning signal, for a requeue."""
 import logging
-import os
 import os.path as osp
 import signal
 import threading
@@ -12,6 +11,8 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
+
+from mmseg_longtail.utils.run_files import atomic_write_text
 
 # EX_TEMPFAIL (sysexits.h): "try again later", what a requeue means. The
 # SLURM wrappers (tools/slurm/preemptible.sh) requeue a job on this code.
@@ -182,8 +183,6 @@ class PreemptionHook(Hook):
                                meta=dict(epoch=runner.epoch, iter=step))
         path = osp.join(runner.work_dir, name)
         if is_main_process():
-            tmp = osp.join(runner.work_dir, 'last_checkpoint.tmp')
-            with open(tmp, 'w') as f:
-                f.write(path)
-            os.replace(tmp, osp.join(runner.work_dir, 'last_checkpoint'))
+            atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'),
+                              path)
         return path

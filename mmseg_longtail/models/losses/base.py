@@ -212,15 +212,15 @@ def per_class(values: Tensor, like: Tensor) -> Tensor:
     return values.to(like.dtype).view(shape)
 
 
-def check_label_values(loss: str, label: Tensor, ignore_index: int,
-                       num_classes: int) -> None:
+def check_label_values(loss: str, target: 'PixelTargets') -> None:
     """Refuse target values that are neither a class id ``0..C-1`` nor
     ``ignore_index``: a ValueError naming ``loss`` and the values on CPU; on
     other devices a device-side assert with the same message but no values
     (reading them back would synchronise with the host)."""
-    bad = (label != ignore_index) & ((label < 0) | (label >= num_classes))
+    label, num_classes = target.label, target.num_classes
+    bad = target.valid & ((label < 0) | (label >= num_classes))
     what = (f'are outside the class ids 0..{num_classes - 1} and are not '
-            f'ignore_index={ignore_index}')
+            f'ignore_index={target.ignore_index}')
     if label.device.type != 'cpu':
         torch._assert_async(~bad.any(), f'{loss}: label values {what}')
         return
@@ -519,9 +519,8 @@ class LongTailLoss(nn.Module):
         if cls_score.dtype in (torch.float16, torch.bfloat16):
             # as autocast does for cross-entropy: soft-max statistics in fp32
             cls_score = cls_score.float()
-        check_label_values(type(self).__name__, label, ignore_index,
-                           cls_score.shape[1])
         target = PixelTargets(label, ignore_index, cls_score.shape[1])
+        check_label_values(type(self).__name__, target)
         loss = self.pixel_loss(cls_score, target)
         if reduction == 'mean' and avg_factor is None:
             avg_factor = self.default_avg_factor(cls_score, target)

@@ -81,3 +81,14 @@ def run_tool(args: List[str], cwd: Optional[Path] = None, timeout: int = 600,
 @pytest.fixture(scope='session')
 def tool():
     return run_tool
+
+
+@pytest.fixture(scope='session', autouse=True)
+def checkout_stays_clean():
+    """The suite writes only to temporary folders: no work_dirs/ or data/
+    may appear in the checkout while it runs."""
+    watched = [REPO_ROOT / 'work_dirs', REPO_ROOT / 'data']
+    before = {p for p in watched if p.exists()}
+    yield
+    appeared = [str(p) for p in watched if p.exists() and p not in before]
+    assert not appeared, f'tests wrote into the checkout: {appeared}'

@@ -8,6 +8,7 @@ from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
 from mmseg_longtail.engine.cpu_distributed import setup_cpu_distributed
+from mmseg_longtail.engine.cpu_threads import set_cpu_threads
 from mmseg_longtail.utils.config_scope import load_config
 
 
@@ -73,6 +74,7 @@ def main() -> None:
         cfg.test_evaluator['keep_results'] = True
 
     setup_cpu_distributed(cfg, args.launcher)
+    set_cpu_threads(cfg, 'test_dataloader')
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

@@ -2,7 +2,8 @@
 
 Beyond mmseg's ``tools/train.py``: configs may take bases from the
 ``mmseg_longtail::`` scope, and on a machine without CUDA ``--launcher
-pytorch|slurm`` trains in several CPU processes (gloo; SyncBN becomes BN).
+pytorch|slurm`` trains in several CPU processes (gloo; SyncBN becomes BN)
+with a torch thread count that leaves the loader its core.
 """
 import argparse
 import logging
@@ -16,6 +17,7 @@ from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
 from mmseg_longtail.engine.cpu_distributed import setup_cpu_distributed
+from mmseg_longtail.engine.cpu_threads import set_cpu_threads
 from mmseg_longtail.utils.config_scope import load_config
 
 
@@ -92,6 +94,7 @@ def main() -> None:
         cfg.load_from = args.resume
 
     setup_cpu_distributed(cfg, args.launcher)
+    set_cpu_threads(cfg)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

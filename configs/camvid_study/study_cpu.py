@@ -1,4 +1,4 @@
-# The CamVid loss study (issue #13): every loss of the grid swept over its
+# The CamVid loss study: every loss of the grid swept over its
 # main hyper-parameter, the setting selected on a split carved from train
 # (whole sequences), reported on CamVid val with three seeds, on a model
 # and schedule sized to converge on a 2-core CPU (docs/study.md). Read by
@@ -7,18 +7,20 @@
 #       --study configs/camvid_study/study_cpu.py --page             # page
 # Add --full-res to both for the same study at CamVid's full resolution with
 # the grid's models and the paper's 30k schedule (a GPU job; `full_res`
-# below). Relative paths are relative to the repository root.
+# below). Relative paths are relative to this file (the records and the
+# page are the committed ones under docs/results/); work dirs go to
+# work_dirs/<name>/ of the current folder.
 _base_ = ['../grid/paper_grid.py']
 name = 'camvid_cpu'
 title = 'CamVid loss study (CPU budget)'
 datasets = dict(
     _delete_=True,
     camvid=dict(
-        base='configs/camvid_study/camvid_144x192.py',
+        base='camvid_144x192.py',
         name='camvid',
         title='CamVid',
         # overridable with --data-root; written into the cells' data base
-        data_root='../shared/data/camvid',
+        data_root='../../../shared/data/camvid',
         # settings are selected on sequence 0006R0 (101 of the 367 training
         # frames, carved whole: neighbouring frames of one video are near
         # duplicates) and trained on the other 266; CamVid's val split (101
@@ -35,7 +37,7 @@ datasets = dict(
 models = dict(
     _delete_=True,
     unet=dict(
-        base='configs/camvid_study/models/unet-s5-c8.py',
+        base='models/unet-s5-c8.py',
         name='unet-s5-c8_fcn',
         title='UNet-c8',
         size_divisor=16,
@@ -51,12 +53,12 @@ losses = dict(
     _delete_=True,
     ce=_base_.losses.ce,
     focal=dict(
-        base='configs/_base_/losses/focal.py',
+        base='mmseg_longtail::_base_/losses/focal.py',
         name='focal',
         title='Focal',
         sweep=dict(gamma=[1.0, 2.0])),
     cb=dict(
-        base='configs/_base_/losses/cb.py',
+        base='mmseg_longtail::_base_/losses/cb.py',
         name='cb',
         title='CB',
         sweep=[
@@ -70,7 +72,7 @@ losses = dict(
     cbfocal=_base_.losses.cbfocal,
     bms=_base_.losses.bms,
     ldam=dict(
-        base='configs/_base_/losses/ldam.py',
+        base='mmseg_longtail::_base_/losses/ldam.py',
         name='ldam',
         title='LDAM',
         options=dict(drw_start_iter=1920, drw_beta='median'),
@@ -79,16 +81,16 @@ losses = dict(
             dict(options=dict(s=5.0), tag='s5-drw', label='s=5, DRW'),
         ]),
     blv=dict(
-        base='configs/_base_/losses/blv.py',
+        base='mmseg_longtail::_base_/losses/blv.py',
         name='blv',
         title='BLV',
         sweep=dict(sigma=[2.0, 4.0])),
     pat=dict(
-        base='configs/_base_/losses/pat.py',
+        base='mmseg_longtail::_base_/losses/pat.py',
         name='pat',
         title='PAT',
         sweep=dict(tau=[1.0, 2.0])))
-schedule = dict(base='configs/camvid_study/schedule_cpu.py')
+schedule = dict(base='schedule_cpu.py')
 # every setting with seed 0; the selected setting of each loss, and CE, with
 # seeds 1 and 2 as well (mean +- std over three seeds)
 seeds = [0]
@@ -107,9 +109,8 @@ notes = [
     'for hundreds of epochs. Compare the losses with each other under this '
     'one converged schedule, and CE\'s row with those numbers.',
 ]
-work_root = 'work_dirs/camvid_study'
-results_dir = 'docs/results/camvid_cpu'
-page = 'docs/results/camvid.md'
+results_dir = '../../docs/results/camvid_cpu'
+page = '../../docs/results/camvid.md'
 config_dir = None
 # --full-res: CamVid at 360x480 (batch 4), the grid's UNet (base 32) and
 # DeepLabV3+ (ResNetV1c-50, stride 8), the paper's 30k schedule (DRW from
@@ -117,8 +118,10 @@ config_dir = None
 full_res = dict(
     name='camvid_full',
     title='CamVid loss study (full resolution)',
-    datasets=dict(camvid=dict(base='configs/_base_/datasets/camvid.py')),
-    schedule=dict(base='configs/_base_/schedules/schedule_30k.py'),
+    datasets=dict(
+        camvid=dict(base='mmseg_longtail::_base_/datasets/camvid.py')),
+    schedule=dict(
+        base='mmseg_longtail::_base_/schedules/schedule_30k.py'),
     losses=dict(ldam=dict(options=dict(drw_start_iter=24000))),
     models=dict(
         _delete_=True,
@@ -130,6 +133,5 @@ full_res = dict(
         'for scale: ENet 51.3 and SegNet about 46-55 mIoU on the test split '
         '(this copy has none; `val` here).'
     ],
-    work_root='work_dirs/camvid_study_full',
-    results_dir='docs/results/camvid_full',
-    page='docs/results/camvid_full.md')
+    results_dir='../../docs/results/camvid_full',
+    page='../../docs/results/camvid_full.md')

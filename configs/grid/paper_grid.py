@@ -5,28 +5,30 @@
 #   python tools/misc/generate_grid_configs.py      # configs/grid/<loss>/*.py
 # The committed leaf configs configs/grid/<loss>/ hold each loss's base
 # setting (configs/_base_/losses/<loss>.py); the sweep variants below are
-# rendered by tools/grid.py at run time. Paths are relative to the
-# repository root; docs/grid.md describes every key.
+# rendered by tools/grid.py at run time. `mmseg_longtail::X` is X under the
+# plugin's configs/, other relative paths are relative to this file; runs
+# and records go to work_dirs/paper_grid/ of the current folder (--work-root,
+# --results-dir). docs/grid.md describes every key.
 name = 'paper_grid'
 title = 'the PAT paper grid'
 # Splits: the variant of each loss is chosen on `selection` (the data set's
 # `val`, or a carve of `train` by groups of files) and reported on `report`.
 datasets = dict(
     pet=dict(
-        base='configs/_base_/datasets/oxford_pet.py',
+        base='mmseg_longtail::_base_/datasets/oxford_pet.py',
         name='oxford-pet',
         title='Oxford-IIIT Pet',
         selection='val',
         report='test'),
     cityscapes=dict(
-        base='configs/_base_/datasets/cityscapes_256x512.py',
+        base='mmseg_longtail::_base_/datasets/cityscapes_256x512.py',
         name='cityscapes',
         title='Cityscapes',
         # test labels are not public: select on 10% of train, whole cities
         selection=dict(carve=dict(fraction=0.1, group=r'^([a-z_]+)/')),
         report='val'),
     nyuv2=dict(
-        base='configs/_base_/datasets/nyu_v2_40.py',
+        base='mmseg_longtail::_base_/datasets/nyu_v2_40.py',
         name='nyu-v2-40',
         title='NYUv2',
         # the official split has no val; the converter keeps no scene ids,
@@ -34,7 +36,7 @@ datasets = dict(
         selection=dict(carve=dict(fraction=0.1, group=r'^(.*)$')),
         report='test'),
     camvid=dict(
-        base='configs/_base_/datasets/camvid.py',
+        base='mmseg_longtail::_base_/datasets/camvid.py',
         name='camvid',
         title='CamVid',
         selection='val',
@@ -45,28 +47,28 @@ datasets = dict(
 # (docs/grid.md, "Auxiliary heads").
 models = dict(
     unet=dict(
-        base='configs/_base_/models/unet.py',
+        base='mmseg_longtail::_base_/models/unet.py',
         name='unet-s5-d16_fcn',
         title='UNet',
         size_divisor=16,
         aux='none'),
     attunet=dict(
-        base='configs/_base_/models/attunet.py',
+        base='mmseg_longtail::_base_/models/attunet.py',
         name='attunet_unet-s5-d16',
         title='AttUNet',
         aux='none'),
     unetpp=dict(
-        base='configs/_base_/models/unetpp.py',
+        base='mmseg_longtail::_base_/models/unetpp.py',
         name='unetpp_unet-s5-d16',
         title='UNet++',
         aux='none'),
     deeplabv3=dict(
-        base='configs/_base_/models/deeplabv3.py',
+        base='mmseg_longtail::_base_/models/deeplabv3.py',
         name='deeplabv3_r50-d8',
         title='DLV3',
         aux='ce'),
     deeplabv3plus=dict(
-        base='configs/_base_/models/deeplabv3plus.py',
+        base='mmseg_longtail::_base_/models/deeplabv3plus.py',
         name='deeplabv3plus_r50-d8',
         title='DLV3+',
         aux='ce'))
@@ -76,14 +78,15 @@ models = dict(
 # sweeps the median beta and image counts instead. DRW starts at 80% of the
 # schedule, as in the LDAM paper (epoch 160 of 200).
 losses = dict(
-    ce=dict(base='configs/_base_/losses/ce.py', name='ce', title='CE'),
+    ce=dict(
+        base='mmseg_longtail::_base_/losses/ce.py', name='ce', title='CE'),
     focal=dict(
-        base='configs/_base_/losses/focal.py',
+        base='mmseg_longtail::_base_/losses/focal.py',
         name='focal',
         title='Focal',
         sweep=dict(gamma=[1.0, 2.0, 5.0])),
     cb=dict(
-        base='configs/_base_/losses/cb.py',
+        base='mmseg_longtail::_base_/losses/cb.py',
         name='cb',
         title='CB',
         sweep=[
@@ -96,7 +99,7 @@ losses = dict(
                  tag='b0.9999-img', label='beta=0.9999, image counts'),
         ]),
     cbfocal=dict(
-        base='configs/_base_/losses/cbfocal.py',
+        base='mmseg_longtail::_base_/losses/cbfocal.py',
         name='cbfocal',
         title='CBFocal',
         sweep=[
@@ -107,12 +110,12 @@ losses = dict(
                  tag='b0.9999-img', label='beta=0.9999, image counts'),
         ]),
     bms=dict(
-        base='configs/_base_/losses/bms.py',
+        base='mmseg_longtail::_base_/losses/bms.py',
         name='bms',
         title='BMS',
         sweep=dict(tau=[0.5, 1.0])),
     ldam=dict(
-        base='configs/_base_/losses/ldam.py',
+        base='mmseg_longtail::_base_/losses/ldam.py',
         name='ldam',
         title='LDAM',
         sweep=[
@@ -127,20 +130,18 @@ losses = dict(
                  label='s=30, DRW'),
         ]),
     blv=dict(
-        base='configs/_base_/losses/blv.py',
+        base='mmseg_longtail::_base_/losses/blv.py',
         name='blv',
         title='BLV',
         sweep=dict(sigma=[2.0, 4.0], distribution=['gaussian', 'uniform'])),
     pat=dict(
-        base='configs/_base_/losses/pat.py',
+        base='mmseg_longtail::_base_/losses/pat.py',
         name='pat',
         title='PAT',
         sweep=dict(tau=[1.0, 2.0, 5.0])))
-schedule = dict(base='configs/_base_/schedules/schedule_30k.py')
+schedule = dict(base='mmseg_longtail::_base_/schedules/schedule_30k.py')
 seeds = [0]
 # the selected setting of every loss is run with these seeds too
 selected_seeds = [1, 2]
 select_metric = 'mIoU'
-work_root = 'work_dirs/grid'
-results_dir = 'docs/results/paper_grid'
-config_dir = 'configs/grid'
+config_dir = '.'

@@ -8,15 +8,19 @@ the ratio to CE. Peak memory is the largest amount of memory allocated by
 torch during one forward + backward on top of what existed before it (the
 logits and labels): on CUDA from ``torch.cuda.max_memory_allocated``; on
 CPU from the allocation events of ``torch.profiler`` (``profile_memory``),
-summed in time order. It is also given in units of one logits-sized tensor.
+summed in time order (the profiler's own log lines are silenced). It is
+also given in units of one logits-sized tensor.
 
 ``tools/analysis_tools/benchmark_losses.py`` is the command line of
 :func:`benchmark_losses`.
 """
+import contextlib
 import itertools
+import logging
 import os
 import platform
 import statistics
+import sys
 import time
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -61,6 +65,7 @@ def build_variants(num_classes: int, imbalance: float,
                    ) -> List[Tuple[str, torch.nn.Module, Optional[float]]]:
     """(label, loss, target ratio) of mmseg's CE first, then of every
     variant whose label contains one of ``only`` (all when empty)."""
+    from mmengine.logging import MMLogger
     from mmseg.registry import MODELS  # filled by importing mmseg_longtail
     # long-tailed pixel counts of a data set of ~1e9 pixels
     counts = (1e8 * imbalance**(-np.arange(num_classes) /
@@ -70,15 +75,24 @@ def build_variants(num_classes: int, imbalance: float,
     if not only or any('ldam' in s.lower() for s in only):
         losses.append(('CrossEntropy (mmseg) on 30*z',
                        ScaledCrossEntropy(ce, 30.0), None))
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # near-uniform CB weights: cost only
-        for label, cfg, target in VARIANTS:
-            if only and not any(s.lower() in label.lower() for s in only):
-                continue
-            cfg = dict(cfg, avg_non_ignore=True)
-            if MODELS.get(cfg['type']).requires_counts:
-                cfg['class_counts'] = counts
-            losses.append((label, MODELS.build(cfg), target))
+    # the losses warn of near-uniform CB weights, through Python's warnings
+    # and mmengine's logger; only the cost is measured here
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            for label, cfg, target in VARIANTS:
+                if only and not any(s.lower() in label.lower()
+                                    for s in only):
+                    continue
+                cfg = dict(cfg, avg_non_ignore=True)
+                if MODELS.get(cfg['type']).requires_counts:
+                    cfg['class_counts'] = counts
+                losses.append((label, MODELS.build(cfg), target))
+    finally:
+        logger.setLevel(level)
     return losses
 
 
@@ -94,6 +108,24 @@ def step(loss: Callable, logits: torch.Tensor, label: torch.Tensor) -> None:
     logits.grad = None
 
 
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """File descriptor 2 to the null device for the block: the profiler's
+    C++ library logs each start and stop, and on a machine without CUDA an
+    error about the GPU count, to the process's stderr, which Python's
+    ``sys.stderr`` redirection does not reach."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, 'w') as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def peak_memory(loss: Callable, logits: torch.Tensor, label: torch.Tensor,
                 device: str) -> int:
     """Bytes allocated at the peak of one forward + backward, above the
@@ -107,10 +139,12 @@ def peak_memory(loss: Callable, logits: torch.Tensor, label: torch.Tensor,
         return torch.cuda.max_memory_allocated() - base
     from torch._C._profiler import _EventType
     from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
-        step(loss, logits, label)
-    events, allocs = list(p.profiler.kineto_results.experimental_event_tree()
-                          ), []
+    with native_stderr_silenced():
+        with profile(activities=[ProfilerActivity.CPU],
+                     profile_memory=True) as p:
+            step(loss, logits, label)
+        events = list(p.profiler.kineto_results.experimental_event_tree())
+    allocs = []
     while events:
         event = events.pop()
         events.extend(event.children)
@@ -164,7 +198,6 @@ def benchmark_losses(shape: Sequence[int] = (2, 19, 512, 1024),
 
     times: Dict[str, List[float]] = {name: [] for name, _, _ in losses}
     cpu: Dict[str, List[float]] = {name: [] for name, _, _ in losses}
-    load = os.getloadavg()[0]
     torch.manual_seed(0)
     for r in range(warmup + repeats):
         for name, loss, _ in losses:
@@ -188,8 +221,7 @@ def benchmark_losses(shape: Sequence[int] = (2, 19, 512, 1024),
                    f'{torch.get_num_threads()} threads')
     print(f'device: {device_name}; torch {torch.__version__}; shape '
           f'{n}x{c}x{h}x{w} float32; {repeats} repeats; ignore '
-          f'{ignore_frac:.0%} of pixels; load average {load:.1f} -> '
-          f'{os.getloadavg()[0]:.1f}')
+          f'{ignore_frac:.0%} of pixels')
     header = ['loss', 'median ms', 'x CE', 'min ms', 'x CE (min)',
               'CPU x CE', 'target', 'peak MB', 'peak - CE (logits)']
     ce_min = min(times[ce_name])

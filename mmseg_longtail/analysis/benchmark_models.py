@@ -14,7 +14,6 @@ table (plus the load average: on a shared machine, compare minima).
 :func:`benchmark_models`. :func:`benchmark_unetpp_pruning` times UNet++
 ``L^1..L^{L-1}`` (the TMI paper's pruned networks) against each other.
 """
-import os
 import os.path as osp
 import statistics
 import sys
@@ -194,11 +193,10 @@ def benchmark_models(config_dir: str,
         rows.append(res)
         print(f'{name}: {res}', file=sys.stderr, flush=True)
     n, c, h, w = shape
-    load = ' '.join(f'{x:.1f}' for x in os.getloadavg())
     print(f'\nInput {n}x{c}x{h}x{w}, {num_classes} classes, '
           f'device {device}, {torch.get_num_threads()} threads, '
           f'{repeats} runs after {warmup} warm-up, '
-          f'torch {torch.__version__}, load average at the end {load}\n')
+          f'torch {torch.__version__}\n')
     print(format_table(rows, infer))
     return rows
 
@@ -299,12 +297,11 @@ def benchmark_unetpp_pruning(config: str,
         print(f"L^{row['depth']}: {row}", file=sys.stderr, flush=True)
     full = rows[-1]
     n, c, h, w = shape
-    load = ' '.join(f'{x:.1f}' for x in os.getloadavg())
     print(f'\nUNet++ pruning, {osp.basename(config)}, input {n}x{c}x{h}x{w}, '
           f'{num_classes} classes, device {device}, '
           f'{torch.get_num_threads()} threads, {repeats} runs after '
-          f'{warmup} warm-up, torch {torch.__version__}, load average at '
-          f'the end {load}; backbone conv GMACs '
+          f'{warmup} warm-up, torch {torch.__version__}; backbone conv '
+          f'GMACs '
           f'{backbone_macs / 1e9:.2f} (every row)\n')
     print('| network | decoder nodes | head conv GMACs | head (ms), median '
           '| min | speed-up | backbone + head (ms), median | min | '

@@ -25,6 +25,7 @@ import torch
 from mmseg_longtail.engine.checkpoint import checkpoint_safe_globals
 from mmseg_longtail.models.segmentors.logit_adjustment import (
     FIELD, LogitAdjustment)
+from mmseg_longtail.utils import load_class_counts
 
 SUMMARY_KEYS = ('aAcc', 'mIoU', 'mAcc', 'mDice', 'mIoU_head', 'mIoU_body',
                 'mIoU_tail')
@@ -113,21 +114,48 @@ def score_confusions(confusion: np.ndarray, metric) -> List[tuple]:
     return scored
 
 
-def _prior_counts(cfg, class_counts, evaluator_cfg):
-    """The prior's counts: the argument, else the config's
-    ``model.test_cfg.logit_adjust.class_counts``, else the evaluator's
-    statistics file."""
+STATS_KEYS = ('class_stats_file', 'class_counts')
+# where the config may name the prior's counts, in the order looked at
+COUNT_FIELDS = (f'model.{FIELD}.class_counts', 'class_stats_file',
+                'the val/test evaluator\'s class_stats_file / class_counts',
+                'model.decode_head.loss_decode\'s class_stats_file / '
+                'class_counts')
+
+
+def _entries(value) -> list:
+    """A config dict, or a list of them, as a list of dicts."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _config_count_fields(cfg, split: str):
+    """``(source, value)`` of every field of :data:`COUNT_FIELDS` in
+    ``cfg``, in that order (the evaluator of ``split`` first)."""
+    la = (cfg.model.get('test_cfg') or {}).get('logit_adjust') or {}
+    yield f'model.{FIELD}.class_counts', la.get('class_counts')
+    yield 'class_stats_file', cfg.get('class_stats_file')
+    for name in dict.fromkeys((split, 'val', 'test')):
+        for evaluator in _entries(cfg.get(f'{name}_evaluator')):
+            for key in STATS_KEYS:
+                yield f'{name}_evaluator.{key}', evaluator.get(key)
+    for head in _entries(cfg.model.get('decode_head')):
+        for loss in _entries(head.get('loss_decode')):
+            for key in STATS_KEYS:
+                yield f'model.decode_head.loss_decode.{key}', loss.get(key)
+
+
+def _prior_counts(cfg, class_counts, split: str):
+    """The prior's counts and where they came from: the argument, else the
+    first of :data:`COUNT_FIELDS` that the config sets."""
     if class_counts is not None:
         return class_counts, 'class_counts'
-    la = (cfg.model.get('test_cfg') or {}).get('logit_adjust') or {}
-    if la.get('class_counts') is not None:
-        return la['class_counts'], f'model.{FIELD}.class_counts'
-    for key in ('class_stats_file', 'class_counts'):
-        if evaluator_cfg.get(key) is not None:
-            return evaluator_cfg[key], f'evaluator {key}'
-    raise ValueError('no class prior: give class_counts (--class-counts), '
-                     f'or set model.{FIELD}.class_counts or the evaluator\'s '
-                     'class_stats_file in the config')
+    for source, value in _config_count_fields(cfg, split):
+        if value is not None:
+            return value, source
+    raise ValueError(
+        'no class prior: the config sets none of ' + ', '.join(COUNT_FIELDS)
+        + '; pass the statistics JSON of the training split with '
+        '--class-counts (class_counts=...)')
 
 
 def _evaluator_cfg(cfg, split: str) -> dict:
@@ -174,12 +202,15 @@ def run_sweep(config: str,
             for tests).
         taus: the K values of tau.
         class_counts: the prior's counts (list or statistics JSON); default
-            from the config (see :func:`_prior_counts`).
+            from the config (the first of :data:`COUNT_FIELDS` it sets).
+            Read with :func:`~mmseg_longtail.utils.load_class_counts`.
         count_type: ``'pixel'`` or ``'image'`` counts.
         split: 'val' or 'test'.
         device: where the model runs.
         select: summary key that picks the best tau.
         cfg_options: overrides merged into the config first.
+        progress: print where the counts came from and show a progress
+            bar.
     """
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
@@ -194,19 +225,26 @@ def run_sweep(config: str,
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     evaluator_cfg = _evaluator_cfg(cfg, split)
-    counts, source = _prior_counts(cfg, class_counts, evaluator_cfg)
+    counts, source = _prior_counts(cfg, class_counts, split)
+    prior_source = f'{source} {counts}' if isinstance(counts, str) else \
+        source
+    if progress:
+        print(f'class counts ({count_type}) from {prior_source}')
+    loader = Runner.build_dataloader(cfg[f'{split}_dataloader'])
+    dataset = loader.dataset
+    num_classes = len(dataset.metainfo['classes'])
+    # checked before the model is built; errors name the field read
+    values = load_class_counts(counts, num_classes, kind=count_type,
+                               field=source)
     model = MODELS.build(cfg.model)
     if checkpoint is not None:
         with checkpoint_safe_globals():  # torch's safe loader
             load_checkpoint(model, checkpoint, map_location='cpu')
     model.to(device).eval()
-    loader = Runner.build_dataloader(cfg[f'{split}_dataloader'])
-    dataset = loader.dataset
     metric = build_sweep_metric(evaluator_cfg, counts, count_type,
                                 dataset.metainfo)
-    num_classes = len(dataset.metainfo['classes'])
     adjustments = [
-        LogitAdjustment.from_counts(counts, tau, count_type, num_classes,
+        LogitAdjustment.from_counts(values, tau, count_type, num_classes,
                                     field='class_counts') for tau in taus
     ]
     sweep = ConfusionSweep(adjustments, num_classes, metric.ignore_index)
@@ -226,11 +264,11 @@ def run_sweep(config: str,
         per_class_iou=[(pc['IoU'] * 100).tolist() for pc, _ in scored],
         classes=list(dataset.metainfo['classes']),
         groups=metric.groups,
-        prior_source=f'{source} {counts}' if isinstance(counts, str) else
-        source,
+        prior_source=prior_source,
         count_type=count_type,
         select=select,
-        extra=dict(config=config, checkpoint=checkpoint, split=split))
+        extra=dict(config=config, checkpoint=checkpoint, split=split,
+                   class_counts=counts))
 
 
 def format_sweep_table(result: SweepResult) -> str:
@@ -337,12 +375,7 @@ def sweep_logit_adjustment(config: str,
         plot_sweep(result, plot)
         print(f'wrote {plot} and logit_adjust_sweep.json')
     if write_config:
-        from mmengine.config import Config
-        counts = class_counts
-        if counts is None:
-            cfg = Config.fromfile(config)
-            counts, _ = _prior_counts(cfg, None, _evaluator_cfg(cfg, split))
-        write_best_config(config, write_config, result.best_tau, counts,
-                          count_type)
+        write_best_config(config, write_config, result.best_tau,
+                          result.extra['class_counts'], count_type)
         print(f'wrote {write_config} (tau={result.best_tau:g})')
     return result

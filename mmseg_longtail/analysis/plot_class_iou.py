@@ -2,11 +2,13 @@
 
 Reads the JSON files that ``LongTailIoUMetric`` writes
 (``<work_dir>/longtail_metrics/latest.json`` by default) and draws each
-class's IoU (y) against its share of the training pixels (x, log scale),
-one line per run, so losses can be compared class by class at a glance.
+class's IoU, classes ordered by their share of the training pixels (drawn
+on a log axis beside), one line per run, so losses can be compared class by
+class at a glance.
 Rare classes sit on the left; a flat line means the tail is not paying for
-the head. Classes with no training pixels are drawn at a count of 1; classes
-with an undefined IoU (absent from labels and predictions) are left out.
+the head. Classes with no training pixels have no share (left off the log
+axis) and classes absent from the evaluated labels no defined IoU; the class
+labels say which.
 
 Each run is a metric JSON, a ``longtail_metrics`` folder or a work dir.
 ``tools/analysis_tools/plot_class_iou.py`` is the command line of
@@ -14,10 +16,9 @@ Each run is a metric JSON, a ``longtail_metrics`` folder or a work dir.
 results page uses it).
 """
 import json
-import math
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -62,24 +63,101 @@ def load_counts(stats: Optional[str], record: Dict, count_type: str,
                              'train_counts')
 
 
-def class_points(record: Dict, counts: np.ndarray, metric: str = 'IoU'
-                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(class ids, training share, value) of one run, rarest class first;
-    classes with an undefined value are left out, zero counts count as 1."""
-    from mmseg_longtail.utils import class_prior
-    share = class_prior(counts)
-    values = np.array([np.nan if v is None else v
-                       for v in record['per_class'][metric]], float)
-    order = np.argsort(share, kind='stable')
-    keep = order[~np.isnan(values[order])]
-    return keep, share[keep], values[keep]
+def per_class_values(record: Dict, metric: str = 'IoU') -> np.ndarray:
+    """The record's per-class ``metric``, NaN where it is undefined."""
+    return np.array([np.nan if v is None else v
+                     for v in record['per_class'][metric]], float)
+
+
+def eval_pixels_absent(record: Dict, metric: str = 'IoU') -> np.ndarray:
+    """Per class: no labelled pixel in the evaluated split (an undefined
+    value, or a label area of 0 where the record keeps its areas)."""
+    absent = np.isnan(per_class_values(record, metric))
+    label = (record.get('areas') or {}).get('label')
+    if label is not None:
+        absent |= np.asarray(label, float) == 0
+    return absent
+
+
+def class_labels(classes: Sequence[str], counts: np.ndarray,
+                 records: List[Dict], metric: str = 'IoU') -> List[str]:
+    """Tick label of each class: its name, marked when the class has no
+    training pixels or no evaluated pixels in any record."""
+    no_eval = np.logical_and.reduce(
+        [eval_pixels_absent(r, metric) for r in records])
+    labels = []
+    for name, count, absent in zip(classes, counts, no_eval):
+        if count == 0 and absent:
+            name = f'{name} (no pixels)'
+        elif count == 0:
+            name = f'{name} (no training pixels)'
+        elif absent:
+            name = f'{name} (no evaluated pixels)'
+        labels.append(name)
+    return labels
+
+
+def draw(records: List[Dict], names: List[str], counts: np.ndarray,
+         metric: str = 'IoU', title: Optional[str] = None,
+         count_type: str = 'pixel'):
+    """The figure :func:`plot` saves, returned for inspection.
+
+    Classes run along x, rarest in training first, one tick label each
+    (rotated; the figure widens with the class count). The first axes hold
+    each run's ``metric`` (undefined values leave a gap), the second, a log
+    y axis on the right, the class's share of the training counts. Classes
+    without training pixels have no share: they are left off that axis
+    (which a stand-in count would stretch by decades) and their label says
+    so. Arguments as :func:`plot`.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    classes = records[0]['classes']
+    counts = np.asarray(counts, float)
+    order = np.argsort(counts, kind='stable')
+    x = np.arange(len(order))
+    fig = Figure(figsize=(max(8.0, 4.0 + 0.3 * len(classes)), 5.5),
+                 layout='constrained')
+    FigureCanvasAgg(fig)  # renders without pyplot's global state
+    ax = fig.add_subplot()
+    # more runs than colours: vary the marker and line style as well
+    markers, styles = 'osD^v', ['-', '--', ':', '-.']
+    for i, (record, name) in enumerate(zip(records, names)):
+        summary = record.get('summary', {}).get(f'm{metric}')
+        label = name if summary is None else f'{name} (m{metric} ' \
+            f'{summary:.2f})'
+        ax.plot(x, per_class_values(record, metric)[order],
+                marker=markers[i % len(markers)], markersize=5,
+                linestyle=styles[(i // 10) % len(styles)], label=label)
+    labels = class_labels(classes, counts, records, metric)
+    ax.set_xticks(x, [labels[c] for c in order], rotation=90, fontsize=8)
+    ax.set_xlim(-0.5, len(x) - 0.5)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel(f'class, rarest in the training {count_type}s first')
+    ax.set_ylabel(f'{metric} (%)')
+    ax.grid(True, axis='y', alpha=0.3)
+    share_ax = ax.twinx()
+    seen = counts[order] > 0
+    share_ax.plot(x[seen], counts[order][seen] / counts.sum(), color='0.55',
+                  marker='_', markersize=12, markeredgewidth=2,
+                  linestyle='none', label=f'training share ({count_type}s)')
+    share_ax.set_yscale('log')
+    share_ax.set_ylabel(f'share of training {count_type}s (log, grey)')
+    # the runs' lines in front of the shares of the twin axes
+    ax.set_zorder(share_ax.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    fig.legend(loc='outside right upper', fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
 
 
 def plot(records: List[Dict], names: List[str], counts: np.ndarray,
          metric: str, out: str, title: Optional[str] = None,
          count_type: str = 'pixel') -> str:
     """Draw one line per record (labelled by ``names``) into the PNG
-    ``out``; returns ``out``.
+    ``out`` (replaced if it exists); returns ``out``.
 
     Args:
         records: metric JSON contents with the same ``classes``.
@@ -88,49 +166,12 @@ def plot(records: List[Dict], names: List[str], counts: np.ndarray,
         metric: per-class value to draw ('IoU', 'Acc' or 'Dice').
         out: PNG path (its folder is created).
         title: plot title.
-        count_type: 'pixel' or 'image', named on the x axis.
+        count_type: 'pixel' or 'image', named on the axes.
     """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    from mmseg_longtail.utils import class_prior
-    classes = records[0]['classes']
-    share = class_prior(counts)
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.5 * len(classes) + 3), 4.8))
-    # more runs than colours: vary the marker and line style as well
-    markers, styles = 'osD^v', ['-', '--', ':', '-.']
-    for i, (record, name) in enumerate(zip(records, names)):
-        _, x, y = class_points(record, counts, metric)
-        summary = record.get('summary', {}).get(f'm{metric}')
-        label = name if summary is None else f'{name} (m{metric} ' \
-            f'{summary:.2f})'
-        ax.plot(x, y, marker=markers[i % len(markers)], markersize=5,
-                linestyle=styles[(i // 10) % len(styles)], label=label)
-    # class names along the bottom; names of classes with nearly the same
-    # share are pushed apart sideways so they stay readable
-    last, shift = None, 0
-    for c in sorted(range(len(classes)), key=lambda k: share[k]):
-        pos = math.log10(share[c])
-        shift = shift + 1 if last is not None and pos - last < 0.03 else 0
-        last = pos
-        ax.annotate(classes[c], (share[c], 0), xytext=(9 * shift, 4),
-                    textcoords='offset points', rotation=90, fontsize=7,
-                    ha='center', va='bottom', color='0.35')
-    ax.set_xscale('log')
-    ax.set_ylim(0, 100)
-    ax.set_xlabel(f'share of training {count_type}s (log)')
-    ax.set_ylabel(f'{metric} (%)')
-    ax.grid(True, which='both', alpha=0.3)
-    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0),
-              borderaxespad=0)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+    fig = draw(records, names, counts, metric, title, count_type)
     if osp.dirname(out):
         os.makedirs(osp.dirname(out), exist_ok=True)
     fig.savefig(out, dpi=150)
-    plt.close(fig)
     return out
 
 
@@ -140,7 +181,8 @@ def plot_runs(runs: Sequence[str],
               stats: Optional[str] = None,
               count_type: str = 'pixel',
               metric: str = 'IoU',
-              title: Optional[str] = None) -> str:
+              title: Optional[str] = None,
+              overwrite: bool = False) -> str:
     """Plot the per-class ``metric`` of ``runs`` into the PNG ``out``.
 
     Args:
@@ -152,9 +194,13 @@ def plot_runs(runs: Sequence[str],
         count_type: 'pixel' or 'image' counts.
         metric: per-class value to plot ('IoU', 'Acc' or 'Dice').
         title: plot title.
+        overwrite: replace ``out`` if it exists (else refuse).
 
     Returns:
         ``out``.
+
+    Raises:
+        FileExistsError: ``out`` exists and ``overwrite`` is False.
     """
     paths = [resolve_run(r) for r in runs]
     records = []
@@ -173,7 +219,9 @@ def plot_runs(runs: Sequence[str],
         if metric not in record['per_class']:
             raise KeyError(f'{path}: no per-class {metric}')
     counts = load_counts(stats, records[0], count_type, len(classes))
+    if osp.exists(out) and not overwrite:
+        raise FileExistsError(f'{out}: the output exists; pass --overwrite '
+                              '(overwrite=True) to replace it')
     out = plot(records, names, counts, metric, out, title, count_type)
     print(f'wrote {out}')
     return out
-

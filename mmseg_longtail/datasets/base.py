@@ -1,6 +1,8 @@
-"""Shared behaviour of the comparison data sets (Oxford Pet, NYUv2, CamVid).
+"""Shared behaviour of the comparison data sets (Oxford Pet, NYUv2, CamVid),
+registered itself for one's own data (``metainfo=dict(classes=...)``, as
+``configs/own_data/data.py``).
 
-:class:`LongTailSegDataset` is mmseg's :class:`BaseSegDataset` plus three
+:class:`LongTailSegDataset` is mmseg's :class:`BaseSegDataset` plus the
 things the long-tail tooling relies on:
 
 * ``UNLABELLED_IDS``: label ids stored in the files that are not classes
@@ -28,11 +30,13 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations
+from mmseg.registry import DATASETS
 
 from .class_sampling import CatIdsMixin
 from .transforms import CheckLabelRange
 
 
+@DATASETS.register_module()
 class LongTailSegDataset(CatIdsMixin, BaseSegDataset):
     """BaseSegDataset with unlabelled-id handling and ``get_gt_seg_map``.
 

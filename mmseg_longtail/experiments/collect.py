@@ -218,8 +218,6 @@ def record_from_work_dir(study: Study, run_dir: str,
         wall_s=(status.wall_s if status and status.wall_s else
                 log_wall_time(run_dir)),
         train_s_per_iter=train_seconds_per_iter(run_dir),
-        loadavg=([status.loadavg_start, status.loadavg_end]
-                 if status else None),
         cfg_options=list(status.cfg_options) if status else [],
         finished=status.finished if status else None, state=state,
         work_dir=run_dir)

@@ -221,14 +221,6 @@ def test_command(run: PlannedRun, checkpoint: str,
                    _cfg_options(run, opts), opts)
 
 
-def _loadavg() -> Optional[List[float]]:
-    """1/5/15-minute load averages: how busy the machine was (timings)."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def _slurm_job_id() -> Optional[str]:
     """``<array job>_<task>`` inside an array task, the job id in a job."""
     if 'SLURM_ARRAY_JOB_ID' in os.environ:
@@ -259,7 +251,7 @@ def _stream(cmd: List[str], log_path: str, env: dict, verbose: bool,
         log.write(f'\n# {datetime.datetime.now():%Y-%m-%d %H:%M:%S} '
                   f'{shlex.join(cmd)}\n')
         log.flush()
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env,
+        proc = subprocess.Popen(cmd, env=env,
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True,
                                 errors='replace')
@@ -319,8 +311,7 @@ def run_cell(study: Study, run: PlannedRun, opts: LaunchOptions,
         command=shlex.join(cmd), host=socket.gethostname(),
         slurm_job=_slurm_job_id(), started=_now(),
         attempts=(previous.attempts if previous else 0) + 1,
-        wall_s=previous.wall_s if previous else 0.0,
-        loadavg_start=_loadavg()).write()
+        wall_s=previous.wall_s if previous else 0.0).write()
     started = time.time()
     log_path = osp.join(work_dir, 'grid_train.log')
     pop_stop_reason(work_dir)  # a stale one from an earlier attempt
@@ -336,7 +327,7 @@ def run_cell(study: Study, run: PlannedRun, opts: LaunchOptions,
             state='preempted', returncode=rc,
             reason=f'preempted after iteration {it}: checkpoint written, '
             'resumes from it', wall_s=status.wall_s + time.time() - started,
-            finished=_now(), last_iter=it, loadavg_end=_loadavg())
+            finished=_now(), last_iter=it)
     reason = '' if rc == 0 else (pop_stop_reason(work_dir) or
                                  f'tools/train.py exited {rc}')
     ckpt = last_checkpoint(work_dir)
@@ -350,7 +341,7 @@ def run_cell(study: Study, run: PlannedRun, opts: LaunchOptions,
     status.update(
         state='done' if rc == 0 else 'failed', reason=reason, returncode=rc,
         wall_s=status.wall_s + time.time() - started, finished=_now(),
-        last_iter=last_checkpoint_iter(work_dir), loadavg_end=_loadavg())
+        last_iter=last_checkpoint_iter(work_dir))
     if rc == 0 and study.results_dir:
         rec = record_from_work_dir(study, work_dir, status, run.cell)
         rec.commit = git_commit()
@@ -412,12 +403,12 @@ def sbatch_script(opts: LaunchOptions, slurm: SlurmOptions, plan_path: str,
         lines[1:1] = ['#SBATCH --requeue',
                       f'#SBATCH --signal=B:USR1@{slurm.signal_seconds}',
                       '#SBATCH --open-mode=append']
-        lines += [f'cd {shlex.quote(REPO_ROOT)}',
+        lines += [f'cd {shlex.quote(os.getcwd())}',
                   'source ' + shlex.quote(osp.join(TOOLS_DIR, 'slurm',
                                                    'preemptible.sh')),
                   f'run_preemptible {command}']
     else:
-        lines += [f'cd {shlex.quote(REPO_ROOT)}', f'exec {command}']
+        lines += [f'cd {shlex.quote(os.getcwd())}', f'exec {command}']
     return '\n'.join(lines) + '\n'
 
 

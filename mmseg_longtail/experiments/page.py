@@ -3,6 +3,11 @@
 Everything on the page comes from the committed run records (plus work dirs
 for runs still in progress), so the page regenerates on any machine:
 ``python tools/collect_results.py --study SPEC --page``.
+
+The page holds tables and plots with short captions saying what their
+columns are; it states no conclusions. Reading the numbers (which loss
+beats CE beyond the seed noise, and why) is written by hand in the study's
+documentation.
 """
 import datetime
 import math
@@ -49,15 +54,17 @@ def _loss_cfg(study: Study, loss: str, tag: str) -> dict:
     return cfg
 
 
-def weight_notes(study: Study, counts_by_kind: Dict[str, list],
-                 classes) -> List[str]:
-    """What the class-balanced weights of the study's CB-type loss variants
-    are on its statistics: uniform weights make CB its unweighted base."""
+def weight_rows(study: Study, counts_by_kind: Dict[str, list],
+                classes) -> List[List[str]]:
+    """One row per class-balanced setting of the study: the beta it resolves
+    to on the study's counts, which counts, the max/min ratio of its class
+    weights and each class's weight (those columns only when ``classes``
+    names every weight)."""
     import numpy as np
 
     from mmseg_longtail.models.losses.base import (effective_number_weights,
                                                    resolve_beta)
-    out = []
+    rows = []
     for lo, loss in study.losses.items():
         for v in loss.variants:
             cfg = _loss_cfg(study, lo, v.tag)
@@ -70,22 +77,20 @@ def weight_notes(study: Study, counts_by_kind: Dict[str, list],
             beta = resolve_beta(cfg.get('beta', 0.9999), counts)
             w = effective_number_weights(np.asarray(counts, float), beta)
             ratio = float(w.max() / w.min())
-            text = (f'{loss.label(v)}: beta = {beta:.10g} on {kind} counts '
-                    'gives class weights with max/min ratio ')
-            if ratio < 1.01:
-                base = 'Focal' if cfg.get('base') == 'focal' else 'CE'
-                text += (f'{ratio:.6f}: uniform but for rounding, so the '
-                         f'loss is its unweighted base ({base}).')
-            else:
-                text += f'{ratio:.3g} (' + ', '.join(
-                    f'{c} {x:.2f}' for c, x in zip(classes or [], w)) + ').'
-            out.append(text)
-    return out
+            # near-uniform weights need the decimals to show how near
+            row = [loss.label(v), f'{beta:.10g}', kind,
+                   f'{ratio:.6f}' if ratio < 1.01 else f'{ratio:.3g}']
+            if classes and len(classes) == len(w):
+                row += [f'{x:.2f}' for x in w]
+            rows.append(row)
+    return rows
 
 
-def identical_runs(study: Study, finished: Dict[Cell, object]) -> List[str]:
-    """Loss settings whose finished runs gave the same report numbers
-    (same data set, model and seed; every summary metric)."""
+def identical_pairs(study: Study,
+                    finished: Dict[Cell, object]) -> List[List[str]]:
+    """Pairs of loss settings whose finished runs gave the same report
+    numbers (same data set, model and seed; every summary metric):
+    ``[setting, same as, number of paired runs]``."""
     items = [(lo, v.tag) for lo, loss in study.losses.items()
              for v in loss.variants]
     out = []
@@ -102,72 +107,8 @@ def identical_runs(study: Study, finished: Dict[Cell, object]) -> List[str]:
                              for x, y in pairs):
                 a = study.losses[la].label(study.losses[la].variant(ta))
                 b = study.losses[lb].label(study.losses[lb].variant(tb))
-                n = len(pairs)
-                out.append(f'{b} and {a} gave identical metrics in ' + (
-                    'the one paired run' if n == 1 else
-                    f'all {n} paired runs') + ' (same model and seed).')
+                out.append([b, a, str(len(pairs))])
     return out
-
-
-# a class counts as segmented by a run when its report IoU reaches
-# SEGMENTED_IOU (%); a run that segments at most COLLAPSE_MAX_CLASSES classes
-# has collapsed (predicts one or two classes nearly everywhere)
-SEGMENTED_IOU, COLLAPSE_MAX_CLASSES = 1.0, 2
-
-
-def degenerate_notes(study: Study, finished: Dict[Cell, object],
-                     classes: Sequence[str]) -> List[str]:
-    """Which classes each finished loss setting never segments (report IoU
-    below SEGMENTED_IOU in every seed) and which runs collapsed, so that a
-    row with a tail mIoU of 0.00 or a near-zero mIoU is explained on the
-    page rather than left to look like a bug."""
-    # model -> the classes missed -> the settings that miss exactly those
-    never: Dict[str, Dict[Tuple[str, ...], List[str]]] = {}
-    collapsed = []
-    for m in study.models:
-        settings = {}
-        for c, run in finished.items():
-            if c.model == m and run.report and run.report.per_class_iou:
-                settings.setdefault((c.loss, c.variant), []).append(
-                    (c, run.report.per_class_iou))
-        # in the spec's order of losses and settings
-        order = [(lo, v.tag) for lo, loss in study.losses.items()
-                 for v in loss.variants]
-        for lo, tag in [k for k in order if k in settings]:
-            runs, loss = settings[(lo, tag)], study.losses[lo]
-            label = loss.label(loss.variant(tag))
-            missed = tuple(
-                classes[i] for i in range(len(classes))
-                if all(per[i] is not None and per[i] < SEGMENTED_IOU
-                       for _, per in runs))
-            if missed:
-                never.setdefault(m, {}).setdefault(missed, []).append(label)
-            for c, per in runs:
-                hit = [classes[i] for i, v in enumerate(per)
-                       if v is not None and v >= SEGMENTED_IOU]
-                if len(hit) <= COLLAPSE_MAX_CLASSES:
-                    collapsed.append(
-                        f'{label}, seed {c.seed} ({study.models[m].title}): '
-                        f'only {", ".join(hit) or "no class"}')
-    out = []
-    for m, groups in never.items():
-        # most classes missed first, then in the spec's order
-        for missed, labels in sorted(groups.items(),
-                                     key=lambda kv: -len(kv[0])):
-            out.append(f'{study.models[m].title}: {", ".join(labels)} '
-                       f'never segment{"s" if len(labels) == 1 else ""} '
-                       f'{", ".join(missed)} (IoU below {SEGMENTED_IOU:g}% '
-                       'in every finished seed).')
-    out.append('Collapsed runs (at most '
-               f'{COLLAPSE_MAX_CLASSES} classes with IoU of '
-               f'{SEGMENTED_IOU:g}% or more): ' +
-               ('; '.join(collapsed) if collapsed else 'none') + '.')
-    return out
-
-
-# below this many degrees of freedom the pooled seed std is called rough
-# (with 1, its 90% interval spans about 0.5x to 16x the estimate)
-ROUGH_NOISE_DOF = 4
 
 
 @dataclass
@@ -183,17 +124,11 @@ class SeedNoise:
         differ only in the seeds: σ·√(2/n)."""
         return self.sigma * math.sqrt(2 / n)
 
-    @property
-    def dof_text(self) -> str:
-        """'N degrees of freedom', flagged rough below ROUGH_NOISE_DOF."""
-        return (f'{self.dof} degree{"s" if self.dof != 1 else ""} of '
-                'freedom' + ('; a rough estimate'
-                             if self.dof < ROUGH_NOISE_DOF else ''))
-
 
 def seed_noise(values: Dict[str, List[float]]) -> Optional[SeedNoise]:
-    """Pooled seed std of ``values`` (loss -> one value per seed); None
-    when no loss has two seeds."""
+    """Pooled seed std of ``values`` (loss -> one value per seed): the root
+    mean square of the sample stds of the losses with two or more seeds;
+    None when no loss has two."""
     stds = {lo: mean_std(v)[1] for lo, v in values.items() if len(v) > 1}
     if not stds:
         return None
@@ -202,100 +137,49 @@ def seed_noise(values: Dict[str, List[float]]) -> Optional[SeedNoise]:
         sum(len(values[lo]) - 1 for lo in stds), stds)
 
 
-def noise_sentences(model_title: str,
-                    values: Dict[str, List[float]],
-                    labels: Dict[str, str], metric_label: str) -> List[str]:
-    """Sentences comparing each loss with CE against the seed noise."""
-    sn = seed_noise(values)
-    if sn is None:
-        return []
-    pooled, stds = sn.sigma, sn.stds
-    noise = sn.of_difference()
-    names = ', '.join(labels[lo] for lo in stds)
-    out = [f'**{model_title}, {metric_label}:** seed std σ = {pooled:.2f} '
-           f'points (pooled over {names}: {sn.dof_text}); two runs '
-           'differing only in the seed differ by about '
-           f'√2σ = {noise:.2f}.']
-    widest = max(stds, key=stds.get)
-    if len(stds) > 1 and stds[widest] > 0:
-        # pooling assumes every loss is as seed-sensitive as the others;
-        # name the widest spread and σ without it, so one unstable loss
-        # cannot silently widen the noise band of all the others
-        rest = [sd**2 for lo, sd in stds.items() if lo != widest]
-        out.append(f'Widest spread: {labels[widest]}, std '
-                   f'{stds[widest]:.2f} over '
-                   f'{len(values[widest])} seeds; without it σ = '
-                   f'{math.sqrt(sum(rest) / len(rest)):.2f}.')
-    base = values.get('ce')
-    if base:
-        ce = mean_std(base)[0]
-        small, large = [], []
-        for lo, v in values.items():
-            if lo == 'ce' or not v:
-                continue
-            d = mean_std(v)[0] - ce
-            # "within" includes equality: with zero noise (every seed of
-            # every loss at the same value, e.g. a tail IoU of 0) an equal
-            # mean is no difference at all
-            (small if abs(d) <= noise else large).append(
-                f'{labels[lo]} ({d:+.2f})')
-        if small:
-            out.append('Differences from CE within the seed noise '
-                       f'(not evidence either way): {", ".join(small)}.')
-        if large:
-            out.append(f'Beyond the seed noise: {", ".join(large)}.')
-    return out
+WITHIN_NOISE, BEYOND_NOISE = 'within noise', 'beyond noise'
 
 
-@dataclass
-class SelectionMargin:
-    """How far a sweep's chosen setting leads its runner-up on the
-    selection split (means over the sweep seeds)."""
-    loss: str  # e.g. 'BLV'
-    chosen: str  # setting labels, e.g. 'sigma=2'
-    runner_up: str
-    margin: float
+def noise_mark(difference: float, noise: SeedNoise) -> str:
+    """``beyond noise`` when |difference| exceeds √2σ, the spread of two
+    runs that differ only in the seed; ``within noise`` otherwise (equality
+    included: with zero noise an equal mean is no difference at all)."""
+    return (BEYOND_NOISE if abs(difference) > noise.of_difference() else
+            WITHIN_NOISE)
 
 
-def margin_sentences(model_title: str, margins: Sequence[SelectionMargin],
-                     noise: SeedNoise, sweep_seeds: int,
-                     metric_label: str = 'mIoU') -> List[str]:
-    """Sentences saying which sweeps chose beyond the selection split's
-    seed noise and which did not separate their settings."""
-    if not margins:
-        return []
-    band = noise.of_difference(sweep_seeds)
-    between = '√2σ' if sweep_seeds == 1 else f'σ√(2/{sweep_seeds})'
-    seeds = f'{sweep_seeds} sweep seed{"s" if sweep_seeds != 1 else ""}'
-    out = [f'**{model_title}, selection margins:** each sweep\'s chosen '
-           'setting against its runner-up on the selection split, and '
-           f'that split\'s seed noise of {metric_label} (σ = '
-           f'{noise.sigma:.2f} points, pooled over the seeds of the reported '
-           f'settings, CE\'s included: {noise.dof_text}); two settings\' means '
-           f'over {seeds} differ by about {between} = {band:.2f} by the '
-           'seed alone.']
-
-    def name(m: SelectionMargin) -> str:
-        return f'{m.loss} (`{m.chosen}` over `{m.runner_up}`, ' \
-            f'{m.margin:+.2f})'
-
-    beyond = [name(m) for m in margins if m.margin > band]
-    within = [name(m) for m in margins if m.margin <= band]
-    if beyond:
-        out.append(f'Chosen beyond the noise: {", ".join(beyond)}.')
-    if within:
-        # the protocol still picks the better mean; say that this pick is
-        # not evidence that the setting is better
-        out.append('Within the noise (the sweep does not separate the '
-                   'settings; the choice follows the protocol, not '
-                   f'evidence): {", ".join(within)}.')
-    return out
+def compare_with_reference(values: Dict[str, List[float]], ref: str
+                           ) -> Tuple[Optional[SeedNoise],
+                                      Dict[str, Tuple[float, Optional[str]]]]:
+    """The pooled seed noise of ``values`` (loss -> one value per seed) and,
+    for every other loss with values, its mean minus ``ref``'s mean and
+    its :func:`noise_mark` (None without a pooled std); no differences
+    when ``ref`` has no values."""
+    noise = seed_noise(values)
+    base = values.get(ref)
+    if not base:
+        return noise, {}
+    ref_mean = mean_std(base)[0]
+    out = {}
+    for lo, v in values.items():
+        if lo == ref or not v:
+            continue
+        d = mean_std(v)[0] - ref_mean
+        out[lo] = (d, noise_mark(d, noise) if noise else None)
+    return noise, out
 
 
 # a run has converged when the selection mIoU of its last CONVERGED_LAST
-# evaluations spans at most CONVERGED_SPREAD points (issue #13's rule; at
-# least CONVERGED_MIN_EVALS evaluations so that the last ones are late)
+# evaluations spans at most CONVERGED_SPREAD points (at least
+# CONVERGED_MIN_EVALS evaluations, so that the last ones are late)
 CONVERGED_LAST, CONVERGED_SPREAD, CONVERGED_MIN_EVALS = 3, 1.0, 6
+
+
+def converged_mark(spread: Optional[float]) -> str:
+    """The run table's convergence column for a :func:`curve_spread`."""
+    if spread is None:
+        return 'too few'
+    return 'yes' if spread <= CONVERGED_SPREAD else 'no'
 
 
 def curve_spread(curve: Sequence[dict],
@@ -320,7 +204,7 @@ def _setup_rows(study: Study, d: str,
     test_scale = next((t['scale'] for t in data.test_pipeline
                        if t.get('type') == 'Resize'), None)
     opt = sched.optim_wrapper.optimizer
-    iters = int(sched.train_cfg.max_iters)
+    iters = study.schedule_iters or int(sched.train_cfg.max_iters)
     epochs = (f' (about {iters * batch / num_images:.1f} epochs of '
               f'{num_images} images)' if num_images else '')
     extra = ', '.join(
@@ -536,24 +420,26 @@ class StudyPage:
                    'q% images, ECE / SCE (%, lower is better), and the '
                    'bounds of the per-image bootstrap interval of mIoU and '
                    'tail mIoU (mean over seeds).', '']
-        notes = weight_notes(study, counts, classes) + identical_runs(
-            study, self.results.finished)
-        if notes:
-            md += ['Class-balanced weights on this study\'s statistics '
-                   '(computed by the loss code from the counts), and loss '
-                   'settings that trained identically:', ''] + [
-                       f'- {n}' for n in notes] + ['']
-        if classes and self.results.finished:
-            md += ['Classes a loss setting does not segment, and collapse. '
-                   'A tail mIoU of 0.00 means the setting segments none of '
-                   'the tail classes on the report split: the model misses '
-                   'the rare classes at this budget while it segments the '
-                   'frequent ones, which is not a collapse (a collapsed run '
-                   'predicts one or two classes nearly everywhere):', ''] + [
-                       f'- {n}' for n in degenerate_notes(
-                           study, {c: r for c, r in
-                                   self.results.finished.items()
-                                   if c.dataset == d}, classes)] + ['']
+        weights = weight_rows(study, counts, classes)
+        if weights:
+            width = max(len(r) for r in weights)
+            md += ['**Class-balanced weights**', '',
+                   'Each class-balanced setting on this study\'s counts, as '
+                   'the loss code computes them: the resolved beta, the '
+                   'counts weighed, max/min of the class weights and each '
+                   'class\'s weight.', '',
+                   md_table(['Setting', 'beta', 'counts', 'max/min'] +
+                            list(classes or [])[:width - 4],
+                            [r + [''] * (width - len(r)) for r in weights])]
+        pairs = identical_pairs(study, {c: r for c, r in
+                                        self.results.finished.items()
+                                        if c.dataset == d})
+        if pairs:
+            md += ['**Identical settings**', '',
+                   'Loss settings whose report metrics equal another\'s in '
+                   'every run with the same model and seed.', '',
+                   md_table(['Setting', 'same metrics as', 'paired runs'],
+                            pairs, 2)]
         return md
 
     def _reference_loss(self) -> Optional[str]:
@@ -632,77 +518,35 @@ class StudyPage:
                     row.append(text)
                 rows.append(row)
         return (md + [md_table(header, rows, 2)] +
-                self.margin_notes(d, swept) + self.defaults_notes(d, swept))
+                self.bases_table(d, swept))
 
-    def margin_notes(self, d: str, swept: Sequence[str]) -> List[str]:
-        """Each finished sweep's margin against the selection split's seed
-        noise, estimated from the seeds of the reported settings (CE's
-        included)."""
-        study, out = self.study, []
-        metric = study.select_metric
-        for m in study.models:
-            noise = seed_noise({lo: self._values(d, m, lo, metric,
-                                                 'selection')
-                                for lo in study.losses})
-            margins = []
-            for lo in swept:
-                sel = self.tables.selections.get((d, m, lo))
-                if not sel or not sel.complete:
-                    continue
-                runner_up = max(((s, t) for t, s in sel.scores.items()
-                                 if s is not None and t != sel.variant),
-                                default=None)
-                if runner_up is None:
-                    continue
-                loss = study.losses[lo]
-                margins.append(SelectionMargin(
-                    loss.title, loss.variant(sel.variant).label,
-                    loss.variant(runner_up[1]).label,
-                    sel.scores[sel.variant] - runner_up[0]))
-            if noise and margins:
-                out.append('- ' + ' '.join(margin_sentences(
-                    study.models[m].title, margins, noise,
-                    len(study.seeds), metric)))
-        return out + [''] if out else []
-
-    def defaults_notes(self, d: str, swept: Sequence[str]) -> List[str]:
-        """Whether each loss base (the grid's default setting) is the
-        setting chosen here, so a stale default shows on the page."""
-        notes = []
+    def bases_rows(self, d: str, swept: Sequence[str]) -> List[List[str]]:
+        """Per swept loss: its base config, the swept setting the base is
+        (— where none) and the setting chosen for each model (`so far`
+        while the sweep is unfinished)."""
+        rows = []
         for lo in swept:
             loss = self.study.losses[lo]
             tag = base_variant(self.study, lo)
-            setting = (f'is `{loss.variant(tag).label}`' if tag else
-                       'is none of the swept settings')
-            chosen = []
+            row = [loss.title, f'`{rel_path(loss.base)}`',
+                   loss.variant(tag).label if tag is not None else '—']
             for m in self.study.models:
                 sel = self.tables.selections.get((d, m, lo))
-                if not sel or not sel.variant:
-                    continue
-                label = loss.variant(sel.variant).label
-                chosen.append(f'{self.study.models[m].title}: `{label}`' +
-                              ('' if sel.complete else ' so far'))
-            verdict = ('; chosen here: ' + ', '.join(chosen)
-                       if chosen else '; nothing chosen yet')
-            if chosen and tag is None:
-                # say which options keep the base from being a swept setting
-                # (e.g. a schedule-specific start iteration)
-                from mmengine.config import Config
-                base = Config.fromfile(loss.base).loss_decode
-                diff = sorted({
-                    f'`{k}` (base {base.get(k)!r}, here {x!r})'
-                    for m in self.study.models
-                    if (sel := self.tables.selections.get((d, m, lo)))
-                    and sel.variant
-                    for k, x in loss.variant(sel.variant).options
-                    if base.get(k) != x})
-                if diff:
-                    verdict += '; the base differs in ' + ', '.join(diff)
-            notes.append(f'- {loss.title}: `{rel_path(loss.base)}` '
-                         f'{setting}{verdict}.')
-        return ['The loss bases (the settings the grid\'s leaf configs and '
-                'any config using them train with) against the choice:',
-                ''] + notes + ['']
+                row.append('' if not sel or not sel.variant else
+                           loss.variant(sel.variant).label +
+                           ('' if sel.complete else ' (so far)'))
+            rows.append(row)
+        return rows
+
+    def bases_table(self, d: str, swept: Sequence[str]) -> List[str]:
+        return ['**Loss bases**', '',
+                'Each loss base (the setting the grid\'s leaf configs train '
+                'with) as a swept setting (—: none of them), and the setting '
+                'chosen per model.', '',
+                md_table(['Loss', 'Base', 'Base setting'] +
+                         [self.study.models[m].title
+                          for m in self.study.models],
+                         self.bases_rows(d, swept), 3)]
 
     def noise_section(self, d: str) -> List[str]:
         study, done = self.study, self.results.finished
@@ -726,23 +570,71 @@ class StudyPage:
                              fmt_mean_std(self._values(d, m, lo, 'mIoU')),
                              fmt_mean_std(self._values(d, m, lo,
                                                        'mIoU_tail'))])
-        if rows:
-            md += [md_table(['Model', 'Loss', 'mIoU per seed',
-                             'mIoU mean ± std', 'tail mIoU mean ± std'],
-                            rows, 3)]
-        paragraphs = []
+        if not rows:
+            return md + ['No selected setting has two planned seeds yet.',
+                         '']
+        return md + ['Report split, the selected setting of each loss with '
+                     'two or more planned seeds.', '',
+                     md_table(['Model', 'Loss', 'mIoU per seed',
+                               'mIoU mean ± std', 'tail mIoU mean ± std'],
+                              rows, 3)]
+
+    COMPARED = (('mIoU', 'mIoU'), ('mIoU_tail', 'tail mIoU'))
+
+    def comparison_section(self, d: str) -> List[str]:
+        """Per model: the pooled seed std of mIoU and tail mIoU, and each
+        loss's difference from CE's mean with its noise mark."""
+        study, ce = self.study, self._reference_loss()
+        if ce is None:
+            return []
+        md = ['## Comparison with CE', '',
+              'Report split, means over the seeds of each loss\'s selected '
+              'setting. Pooled σ: the root mean square of the sample stds of '
+              'the settings with two or more seeds (each adds seeds - 1 '
+              'degrees of freedom). Difference: the loss\'s mean minus '
+              f'CE\'s (points). vs noise: `{BEYOND_NOISE}` where '
+              '|difference| > √2σ (the spread of two runs that differ only '
+              f'in the seed), else `{WITHIN_NOISE}`; — without a pooled σ.',
+              '']
+        pooled, tables = [], []
         for m in study.models:
-            labels = {lo: self._label(d, m, lo) for lo in study.losses}
-            for key, label in (('mIoU', 'mIoU'), ('mIoU_tail', 'tail mIoU')):
-                sentences = noise_sentences(
-                    study.models[m].title,
-                    {lo: self._values(d, m, lo, key) for lo in study.losses},
-                    labels, label)
-                if sentences:
-                    paragraphs.append('- ' + ' '.join(sentences))
-        return md + (paragraphs + [''] if paragraphs else [
-            'No loss has two finished seeds yet, so the seed noise is '
-            'unknown: read single-seed differences with care.', ''])
+            header, columns = ['Loss'], {}
+            for key, title in self.COMPARED:
+                values = {lo: self._values(d, m, lo, key)
+                          for lo in study.losses}
+                noise, diffs = compare_with_reference(values, ce)
+                if noise:
+                    pooled.append([study.models[m].title, title,
+                                   f'{noise.sigma:.2f}', str(noise.dof),
+                                   f'{noise.of_difference():.2f}',
+                                   str(len(noise.stds))])
+                columns[key] = (noise, diffs)
+                header += [f'{title} − CE', f'{title} pooled σ',
+                           f'{title} vs noise']
+            rows = []
+            for lo in study.losses:
+                if lo == ce or not any(lo in columns[k][1]
+                                       for k, _ in self.COMPARED):
+                    continue
+                row = [self._label(d, m, lo)]
+                for key, _ in self.COMPARED:
+                    noise, diffs = columns[key]
+                    diff, mark = diffs.get(lo, (None, None))
+                    row += ['—' if diff is None else f'{diff:+.2f}',
+                            f'{noise.sigma:.2f}' if noise else '—',
+                            mark or '—']
+                rows.append(row)
+            if rows:
+                tables += [f'**{study.models[m].title}**', '',
+                           md_table(header, rows)]
+        if not tables:
+            return []
+        if pooled:
+            md += ['**Pooled seed std**', '',
+                   md_table(['Model', 'Metric', 'pooled σ',
+                             'degrees of freedom', '√2σ', 'settings pooled'],
+                            pooled, 2)]
+        return md + tables
 
     def per_class_section(self, d: str, classes, counts, groups) -> List[str]:
         from mmseg_longtail.analysis.plot_class_iou import plot
@@ -824,16 +716,13 @@ class StudyPage:
               'Wall time: the launcher\'s record (start-up, training, '
               'evaluation; summed over resumed attempts). Train s/iter: mean '
               'of mmengine\'s per-iteration `time` (data loading included). '
-              'Load: the machine\'s 1-minute load average at the start / end '
-              'of the run (above the core count means other processes '
-              f'competed). Last {CONVERGED_LAST}: the spread (max - min) of '
-              f'the selection mIoU over the last {CONVERGED_LAST} '
-              'evaluations; a run counts as converged when it is at most '
-              f'{CONVERGED_SPREAD:.1f} point with at least '
-              f'{CONVERGED_MIN_EVALS} evaluations.', '']
+              f'Last {CONVERGED_LAST}: the spread (max - min) of the '
+              f'selection mIoU over the last {CONVERGED_LAST} evaluations. '
+              f'Converged: `yes` when that spread is at most '
+              f'{CONVERGED_SPREAD:.1f} point, `no` above it, `too few` with '
+              f'fewer than {CONVERGED_MIN_EVALS} evaluations.', '']
         rows, walls, spreads = [], [], []
         cells = [c for c in self.cells if c.dataset == d]
-        missing = [c for c in cells if c not in done]
         for c in cells:
             r = done.get(c) or others.get(c)
             loss = study.losses[c.loss]
@@ -843,8 +732,6 @@ class StudyPage:
                 rows.append([name, study.models[c.model].title, label,
                              str(c.seed), 'not run yet'] + [''] * 8)
                 continue
-            load = '/'.join(f'{x[0]:.1f}' if x else '?'
-                            for x in (r.loadavg or [None, None]))
             if c in done and r.wall_s:
                 walls.append(r.wall_s)
             state = r.state if r.state not in ('running', 'testing') else \
@@ -852,38 +739,34 @@ class StudyPage:
             sel = r.selection.summary.get('mIoU') if r.selection else None
             rep = r.report.summary if r.report else {}
             spread = curve_spread(r.curve or []) if c in done else None
+            converged = ''
             if c in done:
-                spreads.append((name, spread))
+                converged = converged_mark(spread)
+                spreads.append(converged)
             rows.append([name, study.models[c.model].title, label,
                          str(c.seed), state, str(r.iters or ''),
                          format_duration(r.wall_s) or '',
                          f'{r.train_s_per_iter:.2f}'
-                         if r.train_s_per_iter else '', load,
+                         if r.train_s_per_iter else '',
                          '' if spread is None else f'{spread:.2f}',
+                         converged,
                          '' if sel is None else f'{sel:.2f}'] + [
                              '' if rep.get(k) is None else f'{rep[k]:.2f}'
                              for k in ('mIoU', 'mIoU_tail')])
         md += [md_table(['Run', 'Model', 'Loss', 'Seed', 'Status', 'Iters',
-                         'Wall', 'Train s/iter', 'Load',
-                         f'Last {CONVERGED_LAST}', 'Selection mIoU',
-                         'Report mIoU', 'Report tail mIoU'], rows, 5)]
+                         'Wall', 'Train s/iter', f'Last {CONVERGED_LAST}',
+                         'Converged', 'Selection mIoU', 'Report mIoU',
+                         'Report tail mIoU'], rows, 5)]
         if spreads:
-            unconverged = [n for n, x in spreads
-                           if x is None or x > CONVERGED_SPREAD]
-            md += [f'Convergence: {len(spreads) - len(unconverged)} of '
-                   f'{len(spreads)} finished runs converged' + (
-                       '.' if not unconverged else
-                       '; not converged (or too few evaluations): ' +
-                       ', '.join(unconverged) + '.'), '']
-        if walls:
-            mean = sum(walls) / len(walls)
-            md += [f'Finished runs took {format_duration(sum(walls))} in '
-                   f'all, {format_duration(mean)} on average (min '
-                   f'{format_duration(min(walls))}, max '
-                   f'{format_duration(max(walls))})' + (
-                       f'; the {len(missing)} remaining runs would take '
-                       f'about {format_duration(len(missing) * mean)} at '
-                       'that rate.' if missing else '.'), '']
+            md += ['**Finished runs**', '',
+                   md_table(['Finished', 'Converged', 'Wall in all',
+                             'Wall mean', 'Wall min', 'Wall max'], [[
+                                 str(len(spreads)),
+                                 str(spreads.count('yes'))] + (
+                                     [format_duration(x) for x in (
+                                         sum(walls), sum(walls) / len(walls),
+                                         min(walls), max(walls))]
+                                     if walls else [''] * 4)], 0)]
         if self.results.problems:
             md += ['Work dirs that could not be read:', ''] + [
                 f'- {p}' for p in self.results.problems] + ['']
@@ -891,6 +774,8 @@ class StudyPage:
 
     def write(self) -> str:
         from mmseg_longtail.utils import frequency_groups
+        # the plots are written next to the page as the sections are built
+        os.makedirs(self.page_dir, exist_ok=True)
         md = self.header()
         for d, ds in self.study.datasets.items():
             if len(self.study.datasets) > 1:
@@ -921,12 +806,12 @@ class StudyPage:
             md += self.intervals_section(d)
             md += self.selection_section(d)
             md += self.noise_section(d)
+            md += self.comparison_section(d)
             if classes:
                 md += self.per_class_section(d, classes, counts, groups)
             md += self.curves_section(d)
             md += self.runs_section(d)
         text = '\n'.join(md)
-        os.makedirs(self.page_dir, exist_ok=True)
         with open(self.page, 'w') as f:
             f.write(text)
         return text

@@ -58,8 +58,6 @@ class RunStatus:
     returncode: Optional[int] = None
     wall_s: float = 0.0
     last_iter: Optional[int] = None
-    loadavg_start: Optional[List[float]] = None
-    loadavg_end: Optional[List[float]] = None
 
     @classmethod
     def path(cls, work_dir: str) -> str:
@@ -143,7 +141,8 @@ class SplitMetrics:
 
 @dataclass
 class RunRecord:
-    """The committed record of one finished run (``<results>/runs/<name>.json``).
+    """The committed record of one finished run
+    (``<results>/runs/<name>.json``).
 
     ``selection`` holds the metrics on the study's selection split (the
     last validation during training), ``report`` those on its report split
@@ -163,7 +162,6 @@ class RunRecord:
     curve: List[Dict[str, float]] = field(default_factory=list)
     wall_s: Optional[float] = None
     train_s_per_iter: Optional[float] = None
-    loadavg: Optional[List[Optional[List[float]]]] = None
     cfg_options: List[str] = field(default_factory=list)
     commit: Optional[str] = None
     finished: Optional[str] = None
@@ -194,6 +192,8 @@ class RunRecord:
         missing = [k for k in cls.REQUIRED if k not in raw]
         if missing:
             raise RecordError(f'{path}: run record lacks {missing}')
+        # keys that are no field (ones that committed records written by
+        # other versions carry) are ignored, so those records still load
         names = {f.name for f in dataclasses.fields(cls)} - {'work_dir'}
         data = {k: v for k, v in raw.items() if k in names}
         try:

@@ -61,7 +61,45 @@ def leaf_config_text(study: Study, ds: DatasetSpec, model: ModelSpec,
             '    decode_head=dict(\n'
             '        num_classes=_base_.num_classes,\n'
             f'{_loss_dict("        ", fields)}),\n' +
-            _aux_head(model, fields) + ')\n')
+            _aux_head(model, fields) + ')\n' +
+            schedule_text(study.schedule_base, study.schedule_iters))
+
+
+def schedule_text(base: str, iters: Optional[int]) -> str:
+    """Overrides that run the schedule ``base`` for ``iters`` iterations:
+    its scheduler milestones, validation and checkpoint intervals scaled by
+    ``iters / max_iters`` (a study's ``schedule.iters``); empty for None."""
+    if iters is None:
+        return ''
+    from mmengine.config import Config
+    cfg = Config.fromfile(base)
+    old = int(cfg.train_cfg.max_iters)
+
+    def scaled(x: int) -> int:
+        return x if x == 0 else max(1, round(x * iters / old))
+
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    lines = [f'# the study\'s schedule: {iters} iterations instead of the '
+             f'base\'s {old}, milestones and intervals scaled']
+    items = []
+    for sched in schedulers:
+        sched = {k: (scaled(v) if k in ('begin', 'end') and isinstance(
+            v, int) else v) for k, v in sched.items()}
+        items.append('dict(' + ', '.join(f'{k}={v!r}' for k, v in
+                                         sched.items()) + ')')
+    if items:
+        lines.append('param_scheduler = [\n' + ''.join(
+            f'    {x},\n' for x in items) + ']')
+    val = cfg.train_cfg.get('val_interval')
+    lines.append(f'train_cfg = dict(max_iters={iters}' + (
+        f', val_interval={scaled(int(val))})' if val else ')'))
+    ckpt = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    if ckpt.get('interval'):
+        lines.append('default_hooks = dict(checkpoint=dict(interval='
+                     f'{scaled(int(ckpt["interval"]))}))')
+    return '\n'.join(lines) + '\n'
 
 
 _AUX_COMMENT = {

@@ -8,6 +8,7 @@ describes the keys. :func:`load_study` validates a spec and returns a
 :class:`Study`, whose paths are absolute.
 """
 import itertools
+import os
 import os.path as osp
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -42,22 +43,33 @@ class SpecError(KeyError):
         return str(self.args[0])
 
 
-def repo_path(path: Optional[str]) -> Optional[str]:
-    """A spec path made absolute: repository-relative unless absolute."""
+SCOPE = 'mmseg_longtail::'
+
+
+def spec_path(path: Optional[str], spec_dir: str) -> Optional[str]:
+    """A path written in a spec, made absolute: ``mmseg_longtail::X`` is X
+    under the plugin's configs/ (wherever it is installed), an absolute path
+    stays, any other is relative to the spec file's folder (as mmengine's
+    ``_base_``)."""
     if path is None:
         return None
-    path = osp.expanduser(path)
-    return osp.normpath(path if osp.isabs(path) else osp.join(REPO_ROOT,
+    path = osp.expanduser(str(path))
+    if path.startswith(SCOPE):
+        return osp.normpath(osp.join(CONFIG_ROOT, path[len(SCOPE):]))
+    return osp.normpath(path if osp.isabs(path) else osp.join(spec_dir,
                                                               path))
 
 
 def rel_path(path: str) -> str:
-    """``path`` relative to the repository where it lies inside it or beside
-    it (``../shared/...``); pages and records name no machine's absolute
-    paths."""
+    """``path`` as pages and messages show it: relative to the plugin's
+    checkout where it lies inside it or beside it (``../shared/...``), else
+    relative to the current folder where it lies below it, else absolute."""
     path = osp.abspath(path)
-    rel = osp.relpath(path, REPO_ROOT)
-    return rel if not rel.startswith(osp.join('..', '..')) else path
+    for root, up in ((REPO_ROOT, osp.join('..', '..')), (os.getcwd(), '..')):
+        rel = osp.relpath(path, root)
+        if not rel.startswith(up):
+            return rel
+    return path
 
 
 # --------------------------------------------------------------- the parts
@@ -185,6 +197,7 @@ class Study:
     # resamples of the per-image bootstrap interval on the report split
     # (with per-image mIoU); 0 turns both off
     report_bootstrap: int = 1000
+    schedule_iters: Optional[int] = None  # None: the base's max_iters
 
     def final_seeds(self, loss: str) -> Tuple[int, ...]:
         """Seeds beyond ``seeds`` that the selected variant of ``loss``
@@ -220,11 +233,12 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
-def _schedule_name(schedule_base: str) -> str:
+def _schedule_name(schedule_base: str, iters: Optional[int] = None) -> str:
     """mmseg's schedule piece of a name: ``30k``, ``80k``; ``400i`` for
     schedules that are not whole thousands."""
     from mmengine.config import Config
-    iters = int(Config.fromfile(schedule_base).train_cfg.max_iters)
+    if iters is None:
+        iters = int(Config.fromfile(schedule_base).train_cfg.max_iters)
     return f'{iters // 1000}k' if iters % 1000 == 0 else f'{iters}i'
 
 
@@ -315,6 +329,10 @@ class _Reader:
 
     def __init__(self, path: str, raw: dict):
         self.path, self.raw = path, raw
+        self.dir = osp.dirname(osp.abspath(path))
+
+    def resolve(self, path: Optional[str]) -> Optional[str]:
+        return spec_path(path, self.dir)
 
     def err(self, msg: str) -> SpecError:
         return SpecError(f'{self.path}: {msg}')
@@ -336,7 +354,7 @@ class _Reader:
             raise self.err(f'{where} has unknown fields {unknown}')
 
     def file(self, path: Optional[str], where: str) -> str:
-        full = repo_path(path)
+        full = self.resolve(path)
         if not full or not osp.isfile(full):
             raise FileNotFoundError(f'{self.path}: {where} {full} not found')
         return full
@@ -366,13 +384,14 @@ class _Reader:
         if report not in ('test', 'val'):
             raise self.err(f"{where}.report: 'test' or 'val', got "
                            f'{report!r}')
-        stats = d.get('class_stats_file')
+        base = self.file(d['base'], f'{where}.base')
+        check_crop(base)
+        data_root = self.resolve(d.get('data_root'))
+        stats = self.resolve(d.get('class_stats_file')) or stats_file(
+            key, base, work_root, data_root is not None)
         return DatasetSpec(
-            key=key, base=self.file(d['base'], f'{where}.base'),
-            name=d['name'], title=d['title'],
-            data_root=repo_path(d.get('data_root')),
-            class_stats_file=(repo_path(stats) if stats else osp.join(
-                work_root, 'class_stats', f'{key}.json')),
+            key=key, base=base, name=d['name'], title=d['title'],
+            data_root=data_root, class_stats_file=stats,
             selection=selection, carve=carve, report=report)
 
     def model(self, key: str, d: dict) -> ModelSpec:
@@ -423,9 +442,11 @@ def load_study(path: str, full_res: bool = False,
     ``priority``, ``select_metric``, ``work_root``, ``results_dir``,
     ``page``, ``config_dir``, ``report_bootstrap`` and ``full_res``
     (overrides merged in with ``full_res=True``). Relative paths in the
-    spec are relative to the repository root; ``data_root`` (one data set
-    only), ``work_root`` and ``results_dir`` given here are relative to the
-    current directory.
+    spec are relative to the spec's folder, ``mmseg_longtail::X`` is X under
+    the plugin's configs/; ``data_root`` (one data set only), ``work_root``
+    and ``results_dir`` given here are relative to the current folder. The
+    defaults write nothing beside the spec: ``work_dirs/<name>`` of the
+    current folder, the records in its ``results/``, the page there too.
     Wrong values raise :class:`SpecError` (or FileNotFoundError) naming the
     key.
     """
@@ -452,8 +473,8 @@ def load_study(path: str, full_res: bool = False,
     if unknown:
         raise r.err(f'unknown keys {unknown} (known: {sorted(known)})')
     name = raw.get('name') or osp.splitext(osp.basename(spec_path))[0]
-    work = (osp.abspath(work_root) if work_root else repo_path(
-        raw.get('work_root') or f'work_dirs/{name}'))
+    work = (osp.abspath(work_root) if work_root else r.resolve(
+        raw.get('work_root')) or osp.abspath(osp.join('work_dirs', name)))
 
     datasets = {k: r.dataset(k, d, work)
                 for k, d in (r.need('datasets') or {}).items()}
@@ -496,39 +517,89 @@ def load_study(path: str, full_res: bool = False,
         raise r.err('report_bootstrap must be an integer >= 0 (resamples '
                     f'of the report split; 0: off), got {bootstrap!r}')
     sched = r.need('schedule')
-    r.check_fields(sched, 'schedule', ('base', ), ('name', ))
+    r.check_fields(sched, 'schedule', ('base', ), ('name', 'iters'))
     schedule_base = r.file(sched['base'], 'schedule.base')
-    results = (osp.abspath(results_dir) if results_dir else repo_path(
-        raw.get('results_dir') or f'docs/results/{name}'))
+    iters = sched.get('iters')
+    if iters is not None and (isinstance(iters, bool)
+                              or not isinstance(iters, int) or iters < 1):
+        raise r.err(f'schedule.iters must be a positive integer, got '
+                    f'{iters!r}')
+    results = (osp.abspath(results_dir) if results_dir else r.resolve(
+        raw.get('results_dir')) or osp.join(work, 'results'))
     return Study(
         path=spec_path, name=name, title=raw.get('title', name),
         variant=variant, datasets=datasets, models=models, losses=losses,
-        schedule_base=schedule_base,
-        schedule_name=sched.get('name') or _schedule_name(schedule_base),
+        schedule_base=schedule_base, schedule_iters=iters,
+        schedule_name=sched.get('name') or _schedule_name(schedule_base,
+                                                          iters),
         seeds=seeds,
         selected_seeds=seed_list(raw.get('selected_seeds'),
                                  'selected_seeds'),
         extra_seeds=extra, priority=priority, select_metric=metric,
         work_root=work, results_dir=results,
-        page=repo_path(raw.get('page')),
-        config_dir=repo_path(raw.get('config_dir')),
+        page=r.resolve(raw.get('page')) or osp.join(results, 'page.md'),
+        config_dir=r.resolve(raw.get('config_dir')),
         notes=tuple(raw.get('notes') or ()), report_bootstrap=bootstrap)
 
 
-def dataset_from_config(path: str, work_root: str) -> DatasetSpec:
+def stats_file(key: str, base: str, work_root: str,
+               root_overridden: bool) -> str:
+    """The class statistics of a data set whose spec names none: the base's
+    own ``class_stats_file`` (relative to the current folder, like the
+    base's data root), unless the study moves the data root; else one under
+    the work root."""
+    from mmengine.config import Config
+    own = Config.fromfile(base).get('class_stats_file')
+    if own and not root_overridden:
+        return osp.abspath(own)
+    return osp.join(work_root, 'class_stats', f'{key}.json')
+
+
+def check_crop(base: str) -> None:
+    """A base that sets ``crop_size`` but crops its training images to
+    another size (it changed ``crop_size`` and kept its parent's pipeline,
+    whose values were fixed when the parent was read) is refused, naming
+    the keys to redefine."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(base)
+    crop = cfg.get('crop_size')
+    dataset = (cfg.get('train_dataloader') or {}).get('dataset') or {}
+    where = 'train_dataloader.dataset'
+    while 'pipeline' not in dataset and isinstance(dataset.get('dataset'),
+                                                   dict):
+        dataset, where = dataset['dataset'], where + '.dataset'
+    if crop is None:
+        return
+    for i, t in enumerate(dataset.get('pipeline') or []):
+        if isinstance(t, dict) and 'crop_size' in t and tuple(
+                t['crop_size']) != tuple(crop):
+            raise SpecError(
+                f'{base}: crop_size is {tuple(crop)} but {where}.pipeline'
+                f'[{i}] ({t.get("type")}) crops {tuple(t["crop_size"])}. A '
+                'base inherits its parent\'s pipeline with the parent\'s '
+                'crop_size; redefine `train_pipeline` in it and set '
+                '`train_dataloader = dict(dataset=dict(pipeline='
+                'train_pipeline))`')
+
+
+def dataset_from_config(path: str, work_root: str,
+                        data_root: Optional[str] = None) -> DatasetSpec:
     """A data set given as a base config file (``--data-config``): key and
     name from the file name, the selection on ``val``, the report on
-    ``test``, statistics under ``work_root``."""
+    ``test``; the base's statistics file (else one under ``work_root``)."""
     full = osp.abspath(path)
     if not osp.isfile(full):
         raise FileNotFoundError(f'--data-config: no such file {path}')
     key = osp.splitext(osp.basename(full))[0]
+    check_crop(full)
     return DatasetSpec(
         key=key, base=full, name=key.replace('_', '-'), title=key,
-        class_stats_file=osp.join(work_root, 'class_stats', f'{key}.json'))
+        data_root=data_root,
+        class_stats_file=stats_file(key, full, work_root,
+                                    data_root is not None))
 
 
-PAPER_GRID = 'configs/grid/paper_grid.py'
+PAPER_GRID = SCOPE + 'grid/paper_grid.py'
 
 
 @dataclass
@@ -557,14 +628,13 @@ class StudySource:
         unless ``results_dir`` is given (trial runs stay out of the spec's
         committed results)."""
         study = load_study(
-            self.spec or repo_path(PAPER_GRID), self.full_res,
+            self.spec or spec_path(PAPER_GRID, ''), self.full_res,
             data_root=None if self.data_config else self.data_root,
             work_root=self.work_root, results_dir=self.results_dir)
         if not self.data_config:
             return study
-        ds = dataset_from_config(self.data_config, study.work_root)
-        if self.data_root:
-            ds = replace(ds, data_root=self.data_root)
+        ds = dataset_from_config(self.data_config, study.work_root,
+                                 self.data_root)
         return replace(
             study, datasets={ds.key: ds},
             results_dir=self.results_dir or osp.join(study.work_root,

@@ -21,17 +21,17 @@ NEW = dict(mPrecision=55.0, mRecall=50.0, mIoU_img=38.0,
 def write_spec(folder: Path) -> str:
     """A study of three losses without sweeps on the tiny synthetic data."""
     losses = ', '.join(
-        f"{k}=dict(base='configs/_base_/losses/{k}.py', name={k!r}, "
+        f"{k}=dict(base='mmseg_longtail::_base_/losses/{k}.py', name={k!r}, "
         f'title={t!r})' for k, t in LOSSES.items())
     spec = folder / 'spec.py'
     spec.write_text(f'''
 name = 'metric_columns'
 title = 'Metric columns'
 datasets = dict(syn=dict(base={str(DATA)!r}, name='syn', title='Synthetic'))
-models = dict(unet=dict(base='configs/_base_/models/unet.py', name='unet',
+models = dict(unet=dict(base='mmseg_longtail::_base_/models/unet.py', name='unet',
                         title='UNet', size_divisor=16))
 losses = dict({losses})
-schedule = dict(base='configs/_base_/schedules/schedule_30k.py')
+schedule = dict(base='mmseg_longtail::_base_/schedules/schedule_30k.py')
 seeds = [0]
 work_root = {str(folder / 'work')!r}
 results_dir = {str(folder / 'results')!r}

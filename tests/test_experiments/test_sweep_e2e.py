@@ -25,14 +25,14 @@ def write_spec(folder: Path) -> Path:
 name = 'sweep_test'
 title = 'Sweep test'
 datasets = dict(syn=dict(base={str(DATA)!r}, name='syn', title='Synthetic'))
-models = dict(unet=dict(base='configs/_base_/models/unet.py', name='unet',
+models = dict(unet=dict(base='mmseg_longtail::_base_/models/unet.py', name='unet',
                         title='UNet', size_divisor=16))
 losses = dict(
-    focal=dict(base='configs/_base_/losses/focal.py', name='focal',
+    focal=dict(base='mmseg_longtail::_base_/losses/focal.py', name='focal',
                title='Focal', sweep=dict(gamma=[0.5, 3.0])),
-    pat=dict(base='configs/_base_/losses/pat.py', name='pat', title='PAT',
+    pat=dict(base='mmseg_longtail::_base_/losses/pat.py', name='pat', title='PAT',
              sweep=dict(tau=[1.0, 5.0])))
-schedule = dict(base='configs/_base_/schedules/schedule_30k.py')
+schedule = dict(base='mmseg_longtail::_base_/schedules/schedule_30k.py')
 seeds = [0, 1]
 work_root = {str(folder / 'work')!r}
 results_dir = {str(folder / 'results')!r}

@@ -8,6 +8,7 @@ import json
 import math
 import os.path as osp
 import re
+import statistics
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,16 +18,16 @@ from mmseg_longtail.experiments import (Carve, Cell, RunRecord, SpecError,
                                         SplitMetrics, filter_cells,
                                         load_study, plan_cells, run_name)
 from mmseg_longtail.experiments.launch import make_plan
-from mmseg_longtail.experiments.page import (SelectionMargin,
-                                             degenerate_notes,
-                                             margin_sentences,
-                                             noise_sentences, seed_noise)
+from mmseg_longtail.experiments.page import (BEYOND_NOISE, WITHIN_NOISE,
+                                             compare_with_reference,
+                                             noise_mark, seed_noise)
 from mmseg_longtail.experiments.render import data_base_text
 from mmseg_longtail.experiments.selection import Reported
 from mmseg_longtail.experiments.spec import REPO_ROOT as SPEC_REPO_ROOT
 from tests.conftest import CAMVID_TRAIN_PIXELS, REPO_ROOT, run_tool
 
 SPEC = 'configs/camvid_study/study_cpu.py'
+SPEC_DIR = 'configs/camvid_study'
 CLASSES = ['Sky', 'Building', 'Pole', 'Road', 'Pavement', 'Tree',
            'SignSymbol', 'Fence', 'Car', 'Pedestrian', 'Bicyclist']
 LOSS_TYPES = dict(ce='CrossEntropyLoss', focal='SoftmaxFocalLoss',
@@ -187,15 +188,18 @@ def test_spec_cells_and_order():
                            'matches none'):
             filter_cells(st, cells, **{axis: [pattern]})
 
-    # paths: relative to the repository root. Compared as paths relative to
+    # paths: written relative to the spec file. Compared as paths relative to
     # the root the spec module uses (this checkout, however it was reached),
     # never a resolved path against an unresolved one: the checkout or
     # ../shared may be reached through symlinks.
     ds = st.datasets['camvid']
     assert spec_rel(ds.data_root) == osp.join('..', 'shared', 'data',
                                               'camvid')
+    # no statistics file in the spec and the data root moved: under the
+    # work root, work_dirs/<name> of the current folder (the repository
+    # root here)
     assert spec_rel(ds.class_stats_file) == osp.join(
-        'work_dirs', 'camvid_study', 'class_stats', 'camvid.json')
+        'work_dirs', 'camvid_cpu', 'class_stats', 'camvid.json')
     assert spec_rel(ds.base) == osp.join('configs', 'camvid_study',
                                          'camvid_144x192.py')
     assert spec_rel(st.results_dir) == osp.join('docs', 'results',
@@ -277,8 +281,7 @@ def test_full_res_variant_uses_grid_bases():
         'configs', '_base_', 'datasets', 'camvid.py')
     assert st.datasets['camvid'].carve == default.datasets['camvid'].carve
     assert st.datasets['camvid'].report == 'val'
-    assert spec_rel(st.work_root) == osp.join('work_dirs',
-                                              'camvid_study_full')
+    assert spec_rel(st.work_root) == osp.join('work_dirs', 'camvid_full')
     assert spec_rel(st.results_dir) == osp.join('docs', 'results',
                                                 'camvid_full')
     assert (st.name, st.variant) == ('camvid_full', 'full_res')
@@ -301,9 +304,10 @@ def test_full_res_variant_uses_grid_bases():
 
 def test_bad_spec_fails_naming_the_key(tmp_path):
     spec = tmp_path / 'bad.py'
-    text = (REPO_ROOT / SPEC).read_text().replace(
-        "'../grid/paper_grid.py'", repr(str(REPO_ROOT / 'configs' / 'grid' /
-                                            'paper_grid.py')))
+    # a copy elsewhere: the spec's own relative paths made absolute
+    text = re.sub(r"(base=|_base_ = \[)'(?!mmseg_longtail::)",
+                  lambda m: f"{m.group(1)}'{REPO_ROOT / SPEC_DIR}/",
+                  (REPO_ROOT / SPEC).read_text())
     ldam_opts = "options=dict(drw_start_iter=1920, drw_beta='median'),"
     cases = [
         ("extra_seeds = dict(ce=[1, 2])",
@@ -618,8 +622,8 @@ def test_every_setting_trains_one_step(rendered):
                                optim)
         key = [k for k in log if k.startswith('decode.loss')]
         assert len(key) == 1, (e.name, list(log))
-        assert not [k for k in log if k.startswith('aux')], (e.name,
-                                                               list(log))
+        assert not [k for k in log if k.startswith('aux')], (
+            e.name, list(log))
         assert torch.isfinite(log['loss']), e.name
         assert any(not torch.equal(a, b)
                    for a, b in zip(before, model.parameters())), e.name
@@ -653,8 +657,69 @@ def _fake_record(results: Path, st, cell, miou, tail, per_class,
         report=SplitMetrics('report', dict(summary), per_class, None),
         classes=CLASSES, groups=groups, train_counts=CARVED_TRAIN_PIXELS,
         curve=_curve(sel_summary['mIoU']) if curve is None else curve,
-        wall_s=wall, train_s_per_iter=0.5,
-        loadavg=[[1.0, 1.0, 1.0], [2.5, 1.0, 1.0]]).save(str(results))
+        wall_s=wall, train_s_per_iter=0.5).save(str(results))
+
+
+def _fake_study_records(results: Path, st) -> None:
+    """Records of 10 finished runs: CE with three seeds; both Focal and BMS
+    settings, the report split ranking them the other way round from the
+    selection split; BMS's chosen setting with a second seed; one PAT
+    setting; CB on image counts with CE's numbers."""
+    iou = [float(i) for i in range(11)]
+    _fake_record(results, st, C('ce', 0), 40.0, 10.0, iou)
+    _fake_record(results, st, C('ce', 1), 42.0, 12.0,
+                 [v + 2 for v in iou], wall=500.0)
+    _fake_record(results, st, C('ce', 2), 41.0, 11.0, [v + 1 for v in iou])
+    # gamma=2 has not converged (its last three evaluations span 3 points)
+    _fake_record(results, st, C('focal', 0, 'gamma1'), 41.5, 11.0, iou,
+                 sel=45.0)
+    _fake_record(results, st, C('focal', 0, 'gamma2'), 43.0, 11.0, iou,
+                 sel=44.0, curve=_curve(44.0, spread=3.0))
+    # seed 1 of tau=0.5 is no sweep run: its selection number (47) must
+    # not enter the choice
+    _fake_record(results, st, C('bms', 0, 'tau0p5'), 50.0, 30.0, iou)
+    _fake_record(results, st, C('bms', 0, 'tau1'), 52.0, 30.0, iou,
+                 sel=48.0)
+    _fake_record(results, st, C('bms', 1, 'tau0p5'), 49.0, 29.0, iou,
+                 sel=47.0)
+    _fake_record(results, st, C('pat', 0, 'tau1'), 44.0, 20.0, iou)
+    # a curve too short to judge convergence
+    _fake_record(results, st, C('cb', 0, 'b0.9999-img'), 40.0, 10.0, iou,
+                 curve=[dict(iter=1200, mIoU=20.0),
+                        dict(iter=2400, mIoU=40.0)])
+
+
+def _raw_records(results: Path) -> list:
+    return [json.loads(p.read_text())
+            for p in sorted((results / 'runs').glob('*.json'))]
+
+
+def _expected_selection(st, raw: list) -> dict:
+    """Computed here from the raw record files, independently of the
+    collector: per loss, each setting's mean selection mIoU over the sweep
+    seeds and the argmax (ties: the first setting in the spec)."""
+    out = {}
+    for lo, loss in st.losses.items():
+        means = {}
+        for v in loss.variants:
+            vals = [r['selection']['summary']['mIoU'] for r in raw
+                    if r['cell']['loss'] == lo
+                    and r['cell']['variant'] == v.tag
+                    and r['cell']['seed'] in st.seeds]
+            if vals:
+                means[v.tag] = statistics.mean(vals)
+        if means:
+            best = max(means.values())
+            out[lo] = (next(t for t, m in means.items() if m == best), means)
+    return out
+
+
+def _reported_values(raw: list, lo: str, tag: str, key: str) -> list:
+    """``key`` on the report split of every seed of one setting, by seed."""
+    runs = sorted((r for r in raw if r['cell']['loss'] == lo
+                   and r['cell']['variant'] == tag),
+                  key=lambda r: r['cell']['seed'])
+    return [r['report']['summary'][key] for r in runs]
 
 
 def _row(md: str, section: str, label: str) -> list:
@@ -666,35 +731,31 @@ def _row(md: str, section: str, label: str) -> list:
     return [c.strip() for c in m.group(1).split('|')]
 
 
+def _section(md: str, heading: str) -> str:
+    """The text of one ``## `` section of a page."""
+    start = md.index(heading)
+    end = md.find('\n## ', start + len(heading))
+    return md[start:] if end < 0 else md[start:end]
+
+
+def _mean_std_text(values: list) -> str:
+    text = f'{statistics.mean(values):.2f}'
+    if len(values) > 1:
+        text += f' ± {statistics.stdev(values):.2f}'
+    return text
+
+
+def _numbers(pattern: str, md: str) -> tuple:
+    m = re.search(pattern, md)
+    assert m, pattern
+    return tuple(int(x) for x in m.groups())
+
+
 def test_page_from_records(tmp_path):
     results = tmp_path / 'results'
     st = study(results_dir=str(results))
-    iou = [float(i) for i in range(11)]
-    # CE: three seeds
-    _fake_record(results, st, C('ce', 0), 40.0, 10.0, iou)
-    _fake_record(results, st, C('ce', 1), 42.0, 12.0,
-                 [v + 2 for v in iou], wall=500.0)
-    _fake_record(results, st, C('ce', 2), 41.0, 11.0, [v + 1 for v in iou])
-    # Focal: both settings; gamma=1 wins on the selection split although
-    # gamma=2 is better on the report split (which never enters the
-    # choice); gamma=2 has not converged
-    _fake_record(results, st, C('focal', 0, 'gamma1'), 41.5, 11.0, iou,
-                 sel=45.0)
-    _fake_record(results, st, C('focal', 0, 'gamma2'), 43.0, 11.0, iou,
-                 sel=44.0, curve=_curve(44.0, spread=3.0))
-    # BMS: both settings, the chosen one (tau=0.5) also with seed 1
-    _fake_record(results, st, C('bms', 0, 'tau0p5'), 50.0, 30.0, iou)
-    _fake_record(results, st, C('bms', 0, 'tau1'), 52.0, 30.0, iou,
-                 sel=48.0)
-    _fake_record(results, st, C('bms', 1, 'tau0p5'), 49.0, 29.0, iou,
-                 sel=47.0)
-    # PAT: one of its two settings so far
-    _fake_record(results, st, C('pat', 0, 'tau1'), 44.0, 20.0, iou)
-    # CB on image counts trains as CE here: the same numbers; its curve is
-    # too short to judge convergence
-    _fake_record(results, st, C('cb', 0, 'b0.9999-img'), 40.0, 10.0, iou,
-                 curve=[dict(iter=1200, mIoU=20.0), dict(iter=2400,
-                                                        mIoU=40.0)])
+    _fake_study_records(results, st)
+    raw = _raw_records(results)
     # an unfinished and a failed run (work dirs, no records): not results
     root = tmp_path / 'camvid_study'
     for cell, state in ((C('ldam', 0, 's1-drw'), 'running'),
@@ -711,17 +772,15 @@ def test_page_from_records(tmp_path):
     assert md.startswith('# CamVid loss study (CPU budget)')
     # 17 planned runs, plus seeds 1 and 2 of Focal and BMS, whose sweeps
     # finished; CB, CBFocal, LDAM, BLV and PAT wait for theirs
-    assert '10 of 21 runs finished' in md
-    assert ('5 groups wait for their sweep before their further seeds are '
-            'planned') in md
+    assert _numbers(r'(\d+) of (\d+) runs finished', md) == (10, 21)
+    assert _numbers(r'(\d+) groups wait', md) == (5,)
     # the reproduce and regenerate commands
     assert f'python tools/grid.py --study {SPEC}' in md
     assert (f'python tools/collect_results.py --study {SPEC} {root} '
             f'--page {page}') in md
     # setup: the carve, the report split, the model, the sweeps, the seeds
     setup = dict(re.findall(r'^\| ([a-z ]+) \| (.*) \|$',
-                            md[md.index('## Setup'):md.index('## Results')],
-                            re.M))
+                            _section(md, '## Setup'), re.M))
     assert setup['selection split'].startswith(
         'carved from `train`: whole groups (`^([0-9A-Za-z]+)_`), 28% of the '
         'files (seed 0; lists in ')
@@ -741,95 +800,98 @@ def test_page_from_records(tmp_path):
             '`beta=0.9999, image counts`') in setup['losses']
     assert setup['losses'].startswith('CE: `configs/_base_/losses/ce.py`; ')
 
-    # loss x model mIoU: the selected setting's mean ± sample std over its
-    # seeds on the report split, the best in bold
+    # selection: each setting's mean selection mIoU over the sweep seed,
+    # the argmax in bold (computed here from the records), provisional while
+    # the sweep is unfinished
+    expected = _expected_selection(st, raw)
+    assert set(expected) == {'ce', 'focal', 'bms', 'pat', 'cb'}
+    sel = '## Selection'
+    assert _row(md, sel, 'Loss | Setting') == ['UNet-c8']
+    for lo, (chosen, means) in expected.items():
+        loss = st.losses[lo]
+        if len(loss.variants) < 2:
+            continue
+        complete = len(means) == len(loss.variants)
+        for v in loss.variants:
+            cell = _row(md, sel, f'{loss.title} | {v.label}')
+            if v.tag not in means:
+                assert cell == ['']
+            elif v.tag == chosen:
+                assert cell == [f'**{means[v.tag]:.2f}**' + (
+                    '' if complete else ' (so far)')]
+            else:
+                assert cell == [f'{means[v.tag]:.2f}']
+    # the choices the records force: Focal gamma=1 (45 over 44) although
+    # gamma=2 is better on the report split (43 over 41.5); BMS tau=0.5 on
+    # its sweep seed only (50 over 48, seed 1's 47 left out)
+    assert expected['focal'][0] == 'gamma1' and expected['bms'] == (
+        'tau0p5', dict(tau0p5=50.0, tau1=48.0))
+    # CE has one setting: nothing to select
+    assert '| CE |' not in _section(md, sel)
+    # each loss base as a swept setting (— where none) and the choice
+    bases = '**Loss bases**'
+    assert _row(md, bases, 'Loss | Base | Base setting') == ['UNet-c8']
+    assert _row(md, bases, 'Focal') == [
+        '`configs/_base_/losses/focal.py`', 'gamma=1', 'gamma=1']
+    assert _row(md, bases, 'BMS') == [
+        '`configs/_base_/losses/bms.py`', 'tau=0.5', 'tau=0.5']
+    assert _row(md, bases, 'PAT') == [
+        '`configs/_base_/losses/pat.py`', 'tau=2', 'tau=1 (so far)']
+    assert _row(md, bases, 'LDAM') == [
+        '`configs/_base_/losses/ldam.py`', '—', '']
+
+    # loss x model mIoU and the per-model table: the selected setting's
+    # mean ± sample std over its seeds on the report split, from the
+    # records; the report numbers of settings not chosen appear nowhere
     table = '**mIoU (%), loss x model**'
     assert _row(md, table, 'Loss') == ['UNet-c8']
-    assert _row(md, table, 'CE') == ['41.00 ± 1.00']
-    assert _row(md, table, 'Focal (gamma=1)') == ['41.50']
+    best = max(statistics.mean(_reported_values(raw, lo, chosen, 'mIoU'))
+               for lo, (chosen, _) in expected.items())
+    for lo, (chosen, _) in expected.items():
+        loss = st.losses[lo]
+        label = loss.label(loss.variant(chosen))
+        values = _reported_values(raw, lo, chosen, 'mIoU')
+        text = _mean_std_text(values)
+        if statistics.mean(values) == best:
+            text = f'**{text}**'
+        assert _row(md, table, label) == [text]
+        row = _row(md, '**UNet-c8**', label)
+        assert row[-1] == ', '.join(str(s) for s in sorted(
+            r['cell']['seed'] for r in raw if r['cell']['loss'] == lo
+            and r['cell']['variant'] == chosen))
+        assert row[5].strip('*') == _mean_std_text(
+            _reported_values(raw, lo, chosen, 'mIoU_tail'))
     assert _row(md, table, 'BMS (tau=0.5)') == [
         f'**49.50 ± {math.sqrt(0.5):.2f}**']
-    assert _row(md, table, 'PAT (tau=1)') == ['44.00']
-    assert _row(md, table, 'CB (beta=0.9999, image counts)') == ['40.00']
     for title in ('CBFocal', 'LDAM', 'BLV'):
         assert _row(md, table, title) == ['']
     section = md[md.index(table):md.index('**UNet-c8**')]
     assert '43.00' not in section and '52.00' not in section
-    unet = _row(md, '**UNet-c8**', 'CE')
-    assert unet == ['41.00 ± 1.00', '80.00 ± 0.00', '51.00 ± 1.00',
-                    '70.00 ± 0.00', '40.00 ± 0.00', '11.00 ± 1.00',
-                    '0, 1, 2']
-    assert _row(md, '**UNet-c8**', 'BMS (tau=0.5)')[-1] == '0, 1'
-    # the class-balanced weights, computed from the counts of the records
-    # (no statistics file here), and the identical pair
+    assert _row(md, '**UNet-c8**', 'CE') == [
+        '41.00 ± 1.00', '80.00 ± 0.00', '51.00 ± 1.00', '70.00 ± 0.00',
+        '40.00 ± 0.00', '11.00 ± 1.00', '0, 1, 2']
+
+    # the class-balanced weights on pixel counts, computed from the counts
+    # of the records
+    weights = '**Class-balanced weights**'
+    assert _row(md, weights, 'Setting') == ['beta', 'counts',
+                                            'max/min'] + CLASSES
     n = sorted(CARVED_TRAIN_PIXELS)
     beta = 1 - 1 / n[len(n) // 2]
     w = [(1 - beta) / (1 - beta**c) for c in CARVED_TRAIN_PIXELS]
+    w = [x * len(w) / sum(w) for x in w]
     for label in ('CB (beta=median)', 'CBFocal (beta=median)'):
-        m = re.search(re.escape(label) + r': beta = ([0-9.]+) on pixel '
-                      r'counts gives class weights with max/min ratio '
-                      r'([0-9.]+) \((.*?)\)\.', md)
-        assert m, label
-        assert float(m.group(1)) == pytest.approx(beta, abs=1e-10)
-        assert float(m.group(2)) == pytest.approx(max(w) / min(w),
-                                                  rel=1e-2)
-        assert m.group(3).startswith('Sky ') and 'Bicyclist ' in m.group(3)
-    assert 'uniform but for rounding' not in md
-    assert ('CB (beta=0.9999, image counts) and CE gave identical metrics '
-            'in the one paired run (same model and seed).') in md
-    assert 'Focal (gamma=1) and CE gave identical' not in md
-    # what no seed of a setting segments (Sky: IoU 0 in the records of
-    # every setting but CE's seeds 1 and 2), and no collapse
-    assert ('- UNet-c8: Focal (gamma=1), Focal (gamma=2), CB (beta=0.9999, '
-            'image counts), BMS (tau=0.5), BMS (tau=1), PAT (tau=1) never '
-            'segment Sky (IoU below 1% in every finished seed).') in md
-    assert ('- Collapsed runs (at most 2 classes with IoU of 1% or more): '
-            'none.') in md
+        row = _row(md, weights, label)
+        assert float(row[0]) == pytest.approx(beta, abs=1e-10)
+        assert row[1] == 'pixel'
+        assert float(row[2]) == pytest.approx(max(w) / min(w), rel=1e-2)
+        assert [float(x) for x in row[3:]] == pytest.approx(w, abs=6e-3)
+    # CB on image counts gave CE's numbers in their one paired run
+    same = '**Identical settings**'
+    assert _row(md, same, 'CB (beta=0.9999, image counts)') == ['CE', '1']
+    assert 'Focal' not in md[md.index(same):].split('\n## ')[0]
 
-    # selection: each setting's mean selection mIoU over the sweep seed,
-    # the chosen one in bold, provisional while the sweep is unfinished
-    sel = '## Selection'
-    assert _row(md, sel, 'Loss | Setting') == ['UNet-c8']
-    assert _row(md, sel, 'Focal | gamma=1') == ['**45.00**']
-    assert _row(md, sel, 'Focal | gamma=2') == ['44.00']
-    # seed 1 of the chosen setting is not a sweep run: not in the choice
-    assert _row(md, sel, 'BMS | tau=0.5') == ['**50.00**']
-    assert _row(md, sel, 'BMS | tau=1') == ['48.00']
-    assert _row(md, sel, 'PAT | tau=1') == ['**44.00** (so far)']
-    assert _row(md, sel, 'PAT | tau=2') == ['']
-    assert _row(md, sel, 'CB | beta=0.9999, image counts') == [
-        '**40.00** (so far)']
-    # the finished sweeps' margins against the selection split's seed noise
-    # (CE's selection mIoU 40, 42, 41: std 1; BMS tau=0.5's 50, 47: std
-    # 2.12; pooled σ = 1.66, √2σ = 2.35): neither sweep separates its
-    # settings; PAT's and CB's sweeps are unfinished
-    assert ('- **UNet-c8, selection margins:** each sweep\'s chosen setting '
-            'against its runner-up on the selection split, and that split\'s '
-            'seed noise of mIoU (σ = 1.66 points, pooled over the seeds of '
-            'the reported settings, CE\'s included: 3 degrees of freedom; a '
-            'rough estimate); two settings\' means over 1 sweep seed differ '
-            'by about √2σ = 2.35 by the seed alone. Within the noise (the '
-            'sweep does not separate the settings; the choice follows the '
-            'protocol, not evidence): Focal (`gamma=1` over `gamma=2`, '
-            '+1.00), BMS (`tau=0.5` over `tau=1`, +2.00).') in md
-    # each loss base (the grid's default) against the choice, so a stale
-    # default shows
-    for line in (
-            '- Focal: `configs/_base_/losses/focal.py` is `gamma=1`; chosen '
-            'here: UNet-c8: `gamma=1`.',
-            '- BMS: `configs/_base_/losses/bms.py` is `tau=0.5`; chosen here: '
-            'UNet-c8: `tau=0.5`.',
-            '- PAT: `configs/_base_/losses/pat.py` is `tau=2`; chosen here: '
-            'UNet-c8: `tau=1` so far.',
-            '- LDAM: `configs/_base_/losses/ldam.py` is none of the swept '
-            'settings; nothing chosen yet.'):
-        assert line in md
-    assert _row(md, sel, 'CB | beta=median') == ['']
-    assert _row(md, sel, 'LDAM | s=5, DRW') == ['']
-    # CE has one setting: nothing to select
-    assert '| CE |' not in md[md.index(sel):md.index('## Seed spread')]
-    # seed noise: pooled std over CE (1.00) and BMS (0.71), sqrt(2) sigma
-    # as the noise
+    # seed spread: every seed of the selected settings with two or more
     spread = '## Seed spread'
     assert _row(md, spread, 'UNet-c8 | CE') == [
         '0: 40.00, 1: 42.00, 2: 41.00', '41.00 ± 1.00', '11.00 ± 1.00']
@@ -837,19 +899,37 @@ def test_page_from_records(tmp_path):
         '0: 50.00, 1: 49.00, 2: not run yet')
     assert _row(md, spread, 'UNet-c8 | Focal (gamma=1)')[0] == (
         '0: 41.50, 1: not run yet, 2: not run yet')
-    pooled = math.sqrt((1.0 + 0.5) / 2)
-    noise = math.sqrt(2) * pooled
-    assert f'σ = {pooled:.2f}' in md and f'√2σ = {noise:.2f}' in md
-    # CE's spread is the wider; BMS's alone is sqrt(0.5)
-    assert ('Widest spread: CE, std 1.00 over 3 seeds; without it '
-            'σ = 0.71.') in md
-    # Focal is +0.5 and CB -1 from CE (< 1.22), BMS +8.5 and PAT +3 (>)
-    small = re.search(r'within the seed noise \(not evidence either '
-                      r'way\): (.*?)\.(?:\s|$)', md).group(1)
-    assert small == ('Focal (gamma=1) (+0.50), CB (beta=0.9999, image '
-                     'counts) (-1.00)')
-    large = re.search(r'Beyond the seed noise: (.*?)\.(?:\s|$)', md)
-    assert large.group(1) == 'BMS (tau=0.5) (+8.50), PAT (tau=1) (+3.00)'
+
+    # the comparison with CE: differences, pooled std and the noise mark,
+    # each computed here from the records
+    comp = '## Comparison with CE'
+    marks = set()
+    for i, key in enumerate(('mIoU', 'mIoU_tail')):
+        values = {lo: _reported_values(raw, lo, chosen, key)
+                  for lo, (chosen, _) in expected.items()}
+        varied = [v for v in values.values() if len(v) > 1]
+        sigma = math.sqrt(statistics.mean(statistics.variance(v)
+                                          for v in varied))
+        ce = statistics.mean(values['ce'])
+        title = 'mIoU' if key == 'mIoU' else 'tail mIoU'
+        assert _row(md, '**Pooled seed std**', f'UNet-c8 | {title}') == [
+            f'{sigma:.2f}', str(sum(len(v) - 1 for v in varied)),
+            f'{math.sqrt(2) * sigma:.2f}', str(len(varied))]
+        for lo, (chosen, _) in expected.items():
+            if lo == 'ce':
+                continue
+            loss = st.losses[lo]
+            diff = statistics.mean(values[lo]) - ce
+            mark = ('beyond noise' if abs(diff) > math.sqrt(2) * sigma
+                    else 'within noise')
+            marks.add(mark)
+            row = _row(md, comp, loss.label(loss.variant(chosen)))
+            assert row[3 * i:3 * i + 3] == [f'{diff:+.2f}', f'{sigma:.2f}',
+                                            mark]
+    # the records exercise both sides of the rule
+    assert marks == {'within noise', 'beyond noise'}
+    assert '| CE |' not in _section(md, comp)
+
     # per-class table: classes from frequent to rare, seed means
     header = re.search(r'^\| Loss \| (Road.*)\|$', md, re.M).group(1)
     share = 100 * CARVED_TRAIN_PIXELS[3] / sum(CARVED_TRAIN_PIXELS)
@@ -867,71 +947,121 @@ def test_page_from_records(tmp_path):
     assert (page.parent / 'camvid_curves_unet.png').is_file()
     assert '](camvid_curves_unet.png)' in md
 
-    # runs: wall time, convergence (Last 3), not-run-yet rows, the running
-    # and the failed one
-    runs = md[md.index('## Runs'):]
+    # runs: wall time, the spread of the last three evaluations and its
+    # convergence mark, not-run-yet rows, the running and the failed one
+    runs = _section(md, '## Runs')
     assert ('| Run | Model | Loss | Seed | Status | Iters | Wall | '
-            'Train s/iter | Load | Last 3 | Selection mIoU | Report mIoU | '
-            'Report tail mIoU |') in runs
+            'Train s/iter | Last 3 | Converged | Selection mIoU | '
+            'Report mIoU | Report tail mIoU |') in runs
     assert runs.count('not run yet') == 21 - 10 - 2
-    assert (f'| ce{TAIL}_seed1 | UNet-c8 | CE | 1 | done | 2400 | 8:20 | '
-            '0.50 | 1.0/2.5 | 0.50 | 42.00 | 42.00 | 12.00 |') in runs
-    assert (f'| focal-gamma2{TAIL}_seed0 | UNet-c8 | Focal (gamma=2) | 0 | '
-            'done | 2400 | 5:00 | 0.50 | 1.0/2.5 | 3.00 | 44.00 | 43.00 | '
-            '11.00 |') in runs
-    assert (f'| cb-b0.9999-img{TAIL}_seed0 | UNet-c8 | CB (beta=0.9999, '
-            'image counts) | 0 | done | 2400 | 5:00 | 0.50 | 1.0/2.5 |  | '
-            '40.00 | 40.00 | 10.00 |') in runs
-    assert (f'| focal-gamma1{TAIL}_seed2 | UNet-c8 | Focal (gamma=1) | 2 | '
-            'not run yet |' + '  |' * 8) in runs
-    assert re.search(rf'\| ldam-s1-drw{TAIL}_seed0 \| UNet-c8 \| LDAM '
-                     r'\(s=1, DRW\) \| 0 \| running or interrupted \|', runs)
-    assert re.search(rf'\| blv-sigma2{TAIL}_seed0 \| UNet-c8 \| BLV '
-                     r'\(sigma=2\) \| 0 \| failed \|', runs)
-    assert ('Convergence: 8 of 10 finished runs converged; not converged '
-            f'(or too few evaluations): focal-gamma2{TAIL}_seed0, '
-            f'cb-b0.9999-img{TAIL}_seed0.') in runs
-    # 9 runs of 300 s and one of 500 s; 11 left at the mean, 320 s
-    assert ('Finished runs took 53:20 in all, 5:20 on average (min 5:00, '
-            'max 8:20); the 11 remaining runs would take about 58:40') \
-        in runs
+    assert _row(runs, '| Run', f'ce{TAIL}_seed1') == [
+        'UNet-c8', 'CE', '1', 'done', '2400', '8:20', '0.50', '0.50', 'yes',
+        '42.00', '42.00', '12.00']
+    assert _row(runs, '| Run', f'focal-gamma2{TAIL}_seed0') == [
+        'UNet-c8', 'Focal (gamma=2)', '0', 'done', '2400', '5:00', '0.50',
+        '3.00', 'no', '44.00', '43.00', '11.00']
+    assert _row(runs, '| Run', f'cb-b0.9999-img{TAIL}_seed0') == [
+        'UNet-c8', 'CB (beta=0.9999, image counts)', '0', 'done', '2400',
+        '5:00', '0.50', '', 'too few', '40.00', '40.00', '10.00']
+    assert _row(runs, '| Run', f'focal-gamma1{TAIL}_seed2') == [
+        'UNet-c8', 'Focal (gamma=1)', '2', 'not run yet'] + [''] * 8
+    assert _row(runs, '| Run', f'ldam-s1-drw{TAIL}_seed0')[:4] == [
+        'UNet-c8', 'LDAM (s=1, DRW)', '0', 'running or interrupted']
+    assert _row(runs, '| Run', f'blv-sigma2{TAIL}_seed0')[:4] == [
+        'UNet-c8', 'BLV (sigma=2)', '0', 'failed']
+    # 10 finished, 8 converged; 9 runs of 300 s and one of 500 s
+    assert _row(runs, '**Finished runs**', '10') == [
+        '8', '53:20', '5:20', '5:00', '8:20']
+    # no machine load and no estimate of the time left
+    assert '| Load |' not in runs and 'would take' not in md
+
+
+def test_selection_never_reads_the_report_split(tmp_path):
+    """The same records with their report numbers reversed (a setting's
+    report mIoU becomes 100 minus it, its per-class IoU reversed) give
+    the same choices and the same selection section; the report tables do
+    change."""
+    from mmseg_longtail.experiments.collect import gather
+    from mmseg_longtail.experiments.page import StudyPage
+    pages = {}
+    for name in ('as_run', 'perturbed'):
+        results = tmp_path / name / 'results'
+        st = study(results_dir=str(results))
+        _fake_study_records(results, st)
+        if name == 'perturbed':
+            for path in (results / 'runs').glob('*.json'):
+                raw = json.loads(path.read_text())
+                rep = raw['report']
+                rep['summary'] = {k: 100.0 - v for k, v in
+                                  rep['summary'].items()}
+                rep['per_class_iou'] = rep['per_class_iou'][::-1]
+                path.write_text(json.dumps(raw))
+        page = StudyPage(gather(st), str(tmp_path / name / 'camvid.md'))
+        pages[name] = (page, page.write())
+    (a, md_a), (b, md_b) = pages['as_run'], pages['perturbed']
+    assert {g: (s.variant, s.scores, s.complete)
+            for g, s in a.tables.selections.items()} == {
+                g: (s.variant, s.scores, s.complete)
+                for g, s in b.tables.selections.items()}
+    assert _section(md_a, '## Selection') == _section(md_b, '## Selection')
+    table = '**mIoU (%), loss x model**'
+    assert _row(md_a, table, 'CE') == ['41.00 ± 1.00']
+    assert _row(md_b, table, 'CE') == ['59.00 ± 1.00']
+
+
+def test_old_record_with_a_load_average_loads(tmp_path):
+    """Committed records written with a load average (a key that is no
+    field now) still load, the key ignored."""
+    results = tmp_path / 'results'
+    st = study(results_dir=str(results))
+    _fake_record(results, st, C('ce', 0), 40.0, 10.0, [1.0] * 11)
+    path = next((results / 'runs').glob('*.json'))
+    raw = json.loads(path.read_text())
+    raw['loadavg'] = [[1.0, 1.0, 1.0], [2.5, 1.0, 1.0]]
+    path.write_text(json.dumps(raw))
+    record = RunRecord.load(str(path))
+    assert record.report.summary['mIoU'] == 40.0
+    assert 'loadavg' not in record.to_json()
 
 
 @pytest.mark.parametrize(
-    'values, sigma, dof, within, beyond',
+    'values, sigma, dof, diffs',
     [
-        # CE 40, 42 (std 1.41, noise 2.00): PAT +1 within, BMS +3 beyond
-        (dict(ce=[40.0, 42.0], pat=[42.0], bms=[44.0]), math.sqrt(2),
-         '1 degree',
-         'PAT (+1.00)', 'BMS (+3.00)'),
+        # CE 40, 42 (std 1.41, √2σ 2.00): PAT +1 within, BMS +3 beyond
+        (dict(ce=[40.0, 42.0], pat=[42.0], bms=[44.0]), math.sqrt(2), 1,
+         dict(pat=(1.0, WITHIN_NOISE), bms=(3.0, BEYOND_NOISE))),
         # a tail IoU of 0 in every seed: zero noise; an equal mean is no
         # difference, any other is beyond it
-        (dict(ce=[0.0, 0.0], pat=[0.0], bms=[1.8]), 0.0, '1 degree',
-         'PAT (+0.00)', 'BMS (+1.80)'),
-        # stds pooled over two losses with 3 seeds each: 4 degrees, not
-        # rough
-        (dict(ce=[40.0, 41.0, 42.0], pat=[39.0, 40.0, 41.0], bms=[40.5]),
-         1.0, '4 degrees', 'PAT (-1.00), BMS (-0.50)', None),
+        (dict(ce=[0.0, 0.0], pat=[0.0], bms=[1.8]), 0.0, 1,
+         dict(pat=(0.0, WITHIN_NOISE), bms=(1.8, BEYOND_NOISE))),
+        # stds pooled over two losses with 3 seeds each (√2σ = 1.41); a
+        # loss without values is left out
+        (dict(ce=[40.0, 41.0, 42.0], pat=[39.0, 40.0, 41.0], bms=[40.5],
+              cb=[]), 1.0, 4,
+         dict(pat=(-1.0, WITHIN_NOISE), bms=(-0.5, WITHIN_NOISE))),
+        # no loss with two seeds: differences without a mark
+        (dict(ce=[40.0], pat=[43.0]), None, None, dict(pat=(3.0, None))),
+        # no CE: no differences
+        (dict(pat=[40.0, 42.0]), math.sqrt(2), 1, {}),
     ])
-def test_noise_sentences_case_table(values, sigma, dof, within, beyond):
-    labels = dict(ce='CE', pat='PAT', bms='BMS')
-    text = ' '.join(noise_sentences('UNet', values, labels, 'mIoU'))
-    assert f'σ = {sigma:.2f} points' in text
-    assert f'{dof} of freedom' in text
-    assert ('a rough estimate' in text) == (dof == '1 degree')
-    assert f'√2σ = {math.sqrt(2) * sigma:.2f}' in text
-    if dof == '4 degrees':  # CE and PAT both std 1: CE is the first widest
-        assert ('Widest spread: CE, std 1.00 over 3 seeds; without it '
-                'σ = 1.00.') in text
-    else:  # one loss with seeds: nothing to leave out
-        assert 'Widest spread' not in text
-    assert re.search(r'within the seed noise \(not evidence either way\): '
-                     r'(.*?)\.(?:\s|$)', text).group(1) == within
-    if beyond is None:
-        assert 'Beyond the seed noise' not in text
+def test_compare_with_reference_case_table(values, sigma, dof, diffs):
+    noise, out = compare_with_reference(values, 'ce')
+    if sigma is None:
+        assert noise is None
     else:
-        assert re.search(r'Beyond the seed noise: (.*?)\.(?:\s|$)',
-                         text).group(1) == beyond
+        assert noise.sigma == pytest.approx(sigma) and noise.dof == dof
+    assert set(out) == set(diffs)
+    for lo, (diff, mark) in diffs.items():
+        assert out[lo][0] == pytest.approx(diff) and out[lo][1] == mark
+
+
+@pytest.mark.parametrize('difference, expected', [
+    # the band is √2σ = 1.41 for σ = 1: its edge is within
+    (1.0, WITHIN_NOISE), (-1.0, WITHIN_NOISE), (math.sqrt(2), WITHIN_NOISE),
+    (1.42, BEYOND_NOISE), (-1.42, BEYOND_NOISE), (0.0, WITHIN_NOISE)])
+def test_noise_mark_rule(difference, expected):
+    assert noise_mark(difference, seed_noise(
+        dict(ce=[40.0, 41.0, 42.0]))) == expected
 
 
 @pytest.mark.parametrize(
@@ -958,42 +1088,10 @@ def test_seed_noise_case_table(values, sigma, dof):
     assert noise.of_difference(4) == pytest.approx(sigma / math.sqrt(2))
 
 
-@pytest.mark.parametrize(
-    'margins, sweep_seeds, band, beyond, within',
-    [
-        # σ = 1: single sweep seeds differ by √2 = 1.41 by chance; a margin
-        # of exactly the band is within it
-        ([('BLV', 'sigma=2', 'sigma=4', 0.66),
-          ('LDAM', 's=5', 's=1', 2.05),
-          ('PAT', 'tau=2', 'tau=1', math.sqrt(2))], 1, '√2σ = 1.41',
-         'LDAM (`s=5` over `s=1`, +2.05)',
-         'BLV (`sigma=2` over `sigma=4`, +0.66), PAT (`tau=2` over `tau=1`, '
-         '+1.41)'),
-        # with 2 sweep seeds per setting the band shrinks to σ = 1.00, and
-        # 1.2 is beyond it
-        ([('BLV', 'sigma=2', 'sigma=4', 1.2)], 2, 'σ√(2/2) = 1.00',
-         'BLV (`sigma=2` over `sigma=4`, +1.20)', None),
-    ])
-def test_margin_sentences_case_table(margins, sweep_seeds, band, beyond,
-                                     within):
-    noise = seed_noise(dict(ce=[40.0, 41.0, 42.0], bms=[30.0, 31.0, 32.0]))
-    text = ' '.join(margin_sentences(
-        'UNet', [SelectionMargin(*m) for m in margins], noise, sweep_seeds))
-    assert text.startswith('**UNet, selection margins:**')
-    assert 'σ = 1.00 points' in text and '4 degrees of freedom' in text
-    assert 'rough' not in text
-    assert f'{band} by the seed alone' in text
-    m = re.search(r'Chosen beyond the noise: (.*?)\.(?:\s|$)', text)
-    assert (m.group(1) if m else None) == beyond
-    m = re.search(r'not evidence\): (.*?)\.(?:\s|$)', text)
-    assert (m.group(1) if m else None) == within
-    assert margin_sentences('UNet', [], noise, 1) == []
-
-
 def test_reported_values_per_split():
-    """A selected setting's seeds read on either split (the selection
-    split's seed noise sizes the sweep margins); a run without the split's
-    metrics or the key adds nothing; an unknown split names itself."""
+    """A selected setting's seeds read on either split; a run without the
+    split's metrics or the key adds nothing; an unknown split names
+    itself."""
     st = study()
 
     def rec(seed, sel, rep):
@@ -1018,57 +1116,10 @@ def test_reported_values_per_split():
         reported.values('mIoU', 'val')
 
 
-def test_degenerate_notes_name_unsegmented_classes_and_collapse():
-    """A tail mIoU of 0.00 or a collapsed run is explained on the page:
-    the classes each setting never segments (report IoU below 1% in every
-    seed; undefined IoU is no evidence) and the runs that segment at most
-    two classes."""
-    st = study()
-    idx = {c: i for i, c in enumerate(CLASSES)}
-
-    def rec(cell, **iou):
-        per = [50.0] * len(CLASSES)
-        for c, v in iou.items():
-            per[idx[c]] = v
-        return RunRecord(study=st.name, name=run_name(st, cell),
-                         cell=cell.to_dict(), options={}, iters=2400,
-                         selection=None, report=SplitMetrics(
-                             'report', dict(mIoU=40.0), per, None))
-
-    collapsed = dict.fromkeys(CLASSES, 0.0)
-    collapsed.update(Road=30.0, Sky=0.9)
-    finished = {c: rec(c, **iou) for c, iou in (
-        # CE misses Pole in both seeds, Bicyclist in one only (at 1%: hit)
-        (C('ce', 0), dict(Pole=0.0, Bicyclist=0.5)),
-        (C('ce', 1), dict(Pole=0.0, Bicyclist=1.0)),
-        (C('focal', 0, 'gamma2'), dict(Pole=0.0, Bicyclist=0.5)),
-        # Pole undefined: not counted as missed
-        (C('focal', 0, 'gamma1'), dict(Pole=None, Fence=0.99)),
-        (C('bms', 0, 'tau1'), {}),
-        (C('ldam', 0, 's5-drw'), collapsed))}
-    notes = degenerate_notes(st, finished, CLASSES)
-    rest = ', '.join(c for c in CLASSES if c != 'Road')
-    assert notes == [
-        f'UNet-c8: LDAM (s=5, DRW) never segments {rest} (IoU below 1% in '
-        'every finished seed).',
-        'UNet-c8: Focal (gamma=2) never segments Pole, Bicyclist (IoU below '
-        '1% in every finished seed).',
-        'UNet-c8: CE never segments Pole (IoU below 1% in every finished '
-        'seed).',
-        'UNet-c8: Focal (gamma=1) never segments Fence (IoU below 1% in '
-        'every finished seed).',
-        'Collapsed runs (at most 2 classes with IoU of 1% or more): LDAM '
-        '(s=5, DRW), seed 0 (UNet-c8): only Road.']
-    # the same settings, none collapsed and all classes hit
-    healthy = {c: rec(c) for c in finished}
-    assert degenerate_notes(st, healthy, CLASSES) == [
-        'Collapsed runs (at most 2 classes with IoU of 1% or more): none.']
-
-
-def test_defaults_note_names_what_the_base_leaves_out(tmp_path):
-    """Where the chosen setting is not a base (LDAM: DRW's start iteration
-    belongs to the schedule, so the base leaves DRW off), the defaults note
-    names each option the base differs in, with both values."""
+def test_bases_rows_against_the_choice(tmp_path):
+    """Each swept loss's base as one of its settings (LDAM: none, DRW's
+    start iteration belongs to the schedule) and the setting chosen per
+    model, empty while nothing is."""
     from mmseg_longtail.experiments.collect import gather
     from mmseg_longtail.experiments.page import StudyPage
     results = tmp_path / 'results'
@@ -1077,20 +1128,13 @@ def test_defaults_note_names_what_the_base_leaves_out(tmp_path):
     _fake_record(results, st, C('ldam', 0, 's1-drw'), 40.0, 10.0, iou)
     _fake_record(results, st, C('ldam', 0, 's5-drw'), 42.0, 12.0, iou)
     page = StudyPage(gather(st), str(tmp_path / 'camvid.md'))
-    notes = page.defaults_notes('camvid', ['ldam', 'bms'])
-    assert notes[2:] == [
-        '- LDAM: `configs/_base_/losses/ldam.py` is none of the swept '
-        'settings; chosen here: UNet-c8: `s=5, DRW`; the base differs in '
-        '`drw_start_iter` (base None, here 1920).',
-        '- BMS: `configs/_base_/losses/bms.py` is `tau=0.5`; nothing chosen '
-        'yet.', '']
-    # s=1 chosen: the base differs in s as well
+    assert page.bases_rows('camvid', ['ldam', 'bms']) == [
+        ['LDAM', '`configs/_base_/losses/ldam.py`', '—', 's=5, DRW'],
+        ['BMS', '`configs/_base_/losses/bms.py`', 'tau=0.5', '']]
+    # s=1 chosen once its selection number is the larger
     _fake_record(results, st, C('ldam', 0, 's1-drw'), 44.0, 10.0, iou)
     page = StudyPage(gather(st), str(tmp_path / 'camvid.md'))
-    assert page.defaults_notes('camvid', ['ldam'])[2] == (
-        '- LDAM: `configs/_base_/losses/ldam.py` is none of the swept '
-        'settings; chosen here: UNet-c8: `s=1, DRW`; the base differs in '
-        '`drw_start_iter` (base None, here 1920), `s` (base 5.0, here 1.0).')
+    assert page.bases_rows('camvid', ['ldam'])[0][-1] == 's=1, DRW'
 
 
 def test_page_without_any_run(tmp_path):
@@ -1098,13 +1142,17 @@ def test_page_without_any_run(tmp_path):
     run_tool(['tools/collect_results.py', '--study', SPEC, '--results-dir',
               tmp_path / 'none', '--page', page])
     md = page.read_text()
-    assert '0 of 17 runs finished' in md
-    assert '7 groups wait for their sweep' in md
-    runs = md[md.index('## Runs'):]
+    assert _numbers(r'(\d+) of (\d+) runs finished', md) == (0, 17)
+    assert _numbers(r'(\d+) groups wait', md) == (7,)
+    runs = _section(md, '## Runs')
     assert runs.count('not run yet') == 17
     assert f'| pat-tau2{TAIL}_seed0 | UNet-c8 | PAT (tau=2) | 0 |' in runs
-    assert 'Convergence:' not in md and 'Finished runs took' not in md
-    assert 'seed noise is unknown' in md
+    # nothing finished: no summary of finished runs, no seed spread, no
+    # comparison with CE, no per-setting tables of weights
+    assert '**Finished runs**' not in md
+    assert '| Model | Loss | mIoU per seed' not in md
+    assert '## Comparison with CE' not in md
+    assert '**Identical settings**' not in md
     # the selection table lists every setting, none scored yet
     assert _row(md, '## Selection', 'LDAM | s=5, DRW') == ['']
     assert _row(md, '## Selection', 'PAT | tau=2') == ['']
@@ -1166,7 +1214,7 @@ def test_reproduce_command_smoke(tmp_path, camvid_root):
     status = json.loads((root / name / 'grid_status.json').read_text())
     assert status['state'] == 'done' and status['cell']['seed'] == 0
     assert status['cell']['variant'] == 's5-drw'
-    assert len(status['loadavg_start']) == 3
+    assert 'loadavg_start' not in status
     record = json.loads((results / 'runs' / f'{name}.json').read_text())
     assert record['iters'] == 2 and record['study'] == 'camvid_cpu'
     assert record['options'] == dict(DRW, s=5.0)
@@ -1180,7 +1228,7 @@ def test_reproduce_command_smoke(tmp_path, camvid_root):
     run_tool(['tools/collect_results.py', '--study', SPEC, '--results-dir',
               results, '--page', page])
     md = page.read_text()
-    assert '1 of 17 runs finished' in md
+    assert _numbers(r'(\d+) of (\d+) runs finished', md) == (1, 17)
     assert ('--cfg-options ' + ' '.join(tiny)) in md
     rep = f'{record["report"]["summary"]["mIoU"]:.2f}'
     assert rep in _row(md, '**mIoU (%), loss x model**',
@@ -1189,6 +1237,5 @@ def test_reproduce_command_smoke(tmp_path, camvid_root):
     assert _row(md, '## Selection', 'LDAM | s=5, DRW') == [
         f'**{sel}** (so far)']
     # one evaluation: too few to judge convergence
-    assert (f'Convergence: 0 of 1 finished runs converged; not converged '
-            f'(or too few evaluations): {name}.') in md
+    assert _row(md, '## Runs', name)[8] == 'too few'
     assert (tmp_path / 'camvid_class_iou_unet.png').is_file()

@@ -1,6 +1,6 @@
 """Configs from a user folder outside the repository.
 
-* README's scope example (between ``<!-- scope-snippet:start/end -->``):
+* docs/runtime.md's scope example (<!-- scope-snippet:start/end -->):
   bases of the plugin taken by the ``mmseg_longtail::`` scope. This
   repository's tools parse configs with the scope known
   (:func:`mmseg_longtail.utils.config_scope.load_config`); mmengine alone
@@ -31,7 +31,7 @@ TINY = [
 
 
 def readme_snippet() -> str:
-    text = (REPO_ROOT / 'README.md').read_text()
+    text = (REPO_ROOT / 'docs' / 'runtime.md').read_text()
     block = text.split(START)[1].split(END)[0]
     code = re.fullmatch(r'\s*```python\n(.*?)```\s*', block, re.S).group(1)
     assert 'mmseg_longtail::' in code
@@ -40,7 +40,7 @@ def readme_snippet() -> str:
 
 @pytest.fixture
 def user_config(tmp_path) -> Path:
-    """README's scope example as a config in a folder outside the repo."""
+    """docs/runtime.md's scope example as a config outside the repo."""
     folder = tmp_path / 'my_project'
     folder.mkdir()
     path = folder / 'my_config.py'

@@ -33,6 +33,7 @@ def slurm_partition():
 def test_slurm_train_two_tasks_on_cpu(slurm_partition, tmp_path):
     work = tmp_path / 'run'
     env = dict(os.environ, GPUS='2', GPUS_PER_NODE='0', CPUS_PER_TASK='1',
+               LOG_DIR=str(tmp_path / 'slurm_logs'),
                PYTHON=sys.executable, PYTHONPATH=str(REPO_ROOT),
                OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
     proc = subprocess.run(

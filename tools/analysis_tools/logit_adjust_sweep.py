@@ -4,13 +4,14 @@ Predicts every image of the config's validation split once and scores
 ``argmax(z - tau log prior)`` for each tau (one confusion matrix each) with
 the config's LongTailIoUMetric: prints mIoU and head / body / tail mIoU per
 tau, saves the plot and JSON under --out-dir, and with --write-config writes
-a config that inherits CONFIG and predicts with the best tau. Command line
-of :func:`mmseg_longtail.analysis.logit_adjust_sweep.sweep_logit_adjustment`.
+a config that inherits CONFIG and predicts with the best tau. The prior's
+class counts are those the config names unless --class-counts is given.
+Command line of
+:func:`mmseg_longtail.analysis.logit_adjust_sweep.sweep_logit_adjustment`.
 
 Example::
 
     python tools/analysis_tools/logit_adjust_sweep.py CONFIG CHECKPOINT \
-        --class-counts data/camvid/class_stats.json \
         --taus 0 0.25 0.5 0.75 1 1.25 1.5 --out-dir work_dirs/la_sweep \
         --write-config work_dirs/la_sweep/best_tau.py
 """
@@ -31,9 +32,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         default=[0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0],
                         help='values of tau (default 0 .. 2)')
     parser.add_argument('--class-counts', default=None,
-                        help='statistics JSON of the training split (default:'
-                        ' model.test_cfg.logit_adjust.class_counts or the '
-                        "evaluator's class_stats_file)")
+                        help='statistics JSON of the training split '
+                        '(default: the first the config names of model.'
+                        'test_cfg.logit_adjust.class_counts, class_stats_file,'
+                        " the val/test evaluator's or model.decode_head."
+                        "loss_decode's class_stats_file / class_counts)")
     parser.add_argument('--count-type', default='pixel',
                         choices=['pixel', 'image'])
     parser.add_argument('--split', default='val', choices=['val', 'test'])

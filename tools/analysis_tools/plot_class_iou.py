@@ -1,8 +1,9 @@
 """Per-class IoU against training frequency, for one or several runs.
 
 Command line of :func:`mmseg_longtail.analysis.plot_class_iou.plot_runs`:
-one line per run, class IoU (y) against the class's share of the training
-pixels (x, log), from the JSON files that ``LongTailIoUMetric`` writes.
+one line per run, class IoU with the classes ordered by their share of the
+training pixels (drawn on a log axis), from the JSON files that
+``LongTailIoUMetric`` writes. An existing --out is kept unless --overwrite.
 
 Example::
 
@@ -37,6 +38,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='per-class value to plot')
     parser.add_argument('--title', default=None)
     parser.add_argument('--out', default='class_iou.png')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace --out if it exists')
     return parser.parse_args(argv)
 
 

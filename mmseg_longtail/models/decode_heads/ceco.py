@@ -10,6 +10,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from ...utils import class_prior, load_class_counts
+from ..losses.base import PixelTargets, check_label_values
 
 RESIZE_MODES = ('label', 'feature')
 
@@ -191,6 +192,11 @@ class CeCoBranch(BaseModule):
         # float32 sums: summing many pixels in fp16 (AMP) would overflow
         z = z.float().permute(0, 2, 3, 1).reshape(-1, dim)
         label = seg_label.reshape(-1).long()
+        # values neither a class id nor ignore_index are refused, as by
+        # every loss of the plugin (a device-side assert off CPU)
+        check_label_values(type(self).__name__,
+                           PixelTargets(label, self.ignore_index,
+                                        num_classes))
         valid = ((label != self.ignore_index) & (label >= 0)
                  & (label < num_classes))
         # Excluded pixels go to an extra bin C that is dropped afterwards;

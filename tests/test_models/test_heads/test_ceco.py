@@ -88,7 +88,7 @@ def test_loss_matches_reference(absent):
     torch.testing.assert_close(loss, reference_loss(branch, feat, labels, 2))
 
 
-def test_ignore_and_out_of_range_labels_are_excluded():
+def test_ignored_labels_are_excluded_out_of_range_refused():
     torch.manual_seed(0)
     branch = CeCoBranch(6, 3, class_counts=COUNTS, channels=8).train()
     feat = torch.randn(2, 6, 8, 8)
@@ -99,8 +99,12 @@ def test_ignore_and_out_of_range_labels_are_excluded():
     # BN statistics see all pixels either way; only the centers differ
     ref = reference_loss(branch, feat, relabelled, 1)
     torch.testing.assert_close(branch(feat, relabelled), ref)
-    relabelled[relabelled == 255] = 7  # >= C: excluded like ignore
-    torch.testing.assert_close(branch(feat, relabelled), ref)
+    for bad in (3, 200, -1):  # neither a class id nor ignore_index
+        wrong = relabelled.clone()
+        wrong[0, 0, 0] = bad
+        with pytest.raises(ValueError, match=rf'^CeCoBranch: label values '
+                           rf'{bad} are outside the class ids 0\.\.2'):
+            branch(feat, wrong)
 
 
 def test_all_ignored_gives_zero_and_finite_grads():

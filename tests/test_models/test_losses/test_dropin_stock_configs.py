@@ -121,23 +121,28 @@ def test_readme_block_lists_every_loss_once():
     assert not LOSS_LINES[0][1].startswith(ALTERNATIVE)
 
 
-@pytest.fixture(scope='module')
-def workdir(tmp_path_factory):
-    """A user folder with the class statistics the snippet names (written
-    by the package's own writer from long-tailed random labels)."""
+def write_counts(folder: Path, num_classes: int) -> None:
+    """The class statistics the snippet names, in ``folder`` (written by the
+    package's own writer from long-tailed random labels)."""
     from mmseg_longtail.utils import compute_class_stats, save_class_stats
-    folder = tmp_path_factory.mktemp('user')
     path = re.search(r"counts = '([^']+)'", SNIPPET).group(1)
     rng = np.random.default_rng(0)
-    prior = 0.5**np.arange(NUM_CLASSES)
+    prior = 0.5**np.arange(num_classes)
     labels = [
-        rng.choice(NUM_CLASSES, size=(32, 32), p=prior / prior.sum())
+        rng.choice(num_classes, size=(32, 32), p=prior / prior.sum())
         for _ in range(4)
     ]
-    labels[0][0, :NUM_CLASSES] = np.arange(NUM_CLASSES)  # every class seen
+    labels[0][0, :num_classes] = np.arange(num_classes)  # every class seen
     save_class_stats(
-        compute_class_stats(labels, NUM_CLASSES, progress=False),
+        compute_class_stats(labels, num_classes, progress=False),
         str(folder / path))
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+    """A user folder with the class statistics the snippet names."""
+    folder = tmp_path_factory.mktemp('user')
+    write_counts(folder, NUM_CLASSES)
     return folder
 
 
@@ -208,6 +213,51 @@ def test_readme_dropin_trains_on_stock_config(model, loss, delete, workdir,
     name = f'decode.{segmentor.decode_head.loss_decode.loss_name}'
     assert name in log_vars and torch.isfinite(log_vars[name]), log_vars
     assert not torch.equal(head.detach(), before), 'no optimizer step'
+
+
+def test_readme_dropin_keeps_a_single_file_model(tmp_path, monkeypatch):
+    """Appended to a config file that defines ``model`` itself (no
+    ``_base_``), the block merges the loss into that model's loss dict:
+    the file's class count, norm and other settings survive, and the model
+    trains."""
+    from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    num_classes = 7
+    write_counts(tmp_path, num_classes)
+    monkeypatch.chdir(tmp_path)
+    cfg = build_config(tmp_path, 'deeplabv3plus', '')
+    cfg.merge_from_dict(dict(model=dict(
+        decode_head=dict(num_classes=num_classes),
+        auxiliary_head=dict(num_classes=num_classes),
+        backbone=dict(norm_cfg=dict(type='BN', requires_grad=True)))))
+    single = tmp_path / 'single_file.py'
+    single.write_text(cfg.pretty_text + '\n' + SNIPPET)
+    assert '_base_' not in single.read_text()
+    user = Config.fromfile(str(single))
+    head = user.model.decode_head
+    assert head.num_classes == num_classes
+    assert user.model.auxiliary_head.num_classes == num_classes
+    assert user.model.backbone.norm_cfg.type == 'BN'
+    assert user.model.data_preprocessor.size == (SIZE, SIZE)
+    assert head.loss_decode.type == LOSS_LINES[0][0]
+    assert head.loss_decode.use_sigmoid is False  # merged, not rebound
+    assert user.model.auxiliary_head.loss_decode.type == 'CrossEntropyLoss'
+
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    segmentor = revert_sync_batchnorm(MODELS.build(user.model))
+    assert segmentor.decode_head.num_classes == num_classes
+    optim_wrapper = build_optim_wrapper(segmentor, user.optim_wrapper)
+    labels = batch()
+    for sample in labels['data_samples']:
+        sample.gt_sem_seg.data[sample.gt_sem_seg.data >= num_classes] = 0
+    segmentor.train()
+    log_vars = segmentor.train_step(labels, optim_wrapper)
+    assert all(torch.isfinite(v) for v in log_vars.values())
 
 
 @pytest.mark.parametrize(

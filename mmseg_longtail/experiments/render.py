@@ -7,6 +7,7 @@ launcher renders for every cell of a study into
 ``<work_root>/_grid/configs/`` (absolute paths, the study's data root,
 statistics and splits; :func:`render_cell_configs`).
 """
+import functools
 import glob
 import os
 import os.path as osp
@@ -65,10 +66,12 @@ def leaf_config_text(study: Study, ds: DatasetSpec, model: ModelSpec,
             schedule_text(study.schedule_base, study.schedule_iters))
 
 
+@functools.lru_cache(maxsize=None)
 def schedule_text(base: str, iters: Optional[int]) -> str:
     """Overrides that run the schedule ``base`` for ``iters`` iterations:
     its scheduler milestones, validation and checkpoint intervals scaled by
-    ``iters / max_iters`` (a study's ``schedule.iters``); empty for None."""
+    ``iters / max_iters`` (a study's ``schedule.iters``); empty for None.
+    The same for every cell of a study, so computed once."""
     if iters is None:
         return ''
     from mmengine.config import Config

@@ -385,10 +385,10 @@ class _Reader:
             raise self.err(f"{where}.report: 'test' or 'val', got "
                            f'{report!r}')
         base = self.file(d['base'], f'{where}.base')
-        check_crop(base)
+        own_stats = read_data_base(base)
         data_root = self.resolve(d.get('data_root'))
         stats = self.resolve(d.get('class_stats_file')) or stats_file(
-            key, base, work_root, data_root is not None)
+            key, own_stats, work_root, data_root is not None)
         return DatasetSpec(
             key=key, base=base, name=d['name'], title=d['title'],
             data_root=data_root, class_stats_file=stats,
@@ -542,24 +542,23 @@ def load_study(path: str, full_res: bool = False,
         notes=tuple(raw.get('notes') or ()), report_bootstrap=bootstrap)
 
 
-def stats_file(key: str, base: str, work_root: str,
+def stats_file(key: str, own: Optional[str], work_root: str,
                root_overridden: bool) -> str:
     """The class statistics of a data set whose spec names none: the base's
-    own ``class_stats_file`` (relative to the current folder, like the
-    base's data root), unless the study moves the data root; else one under
-    the work root."""
-    from mmengine.config import Config
-    own = Config.fromfile(base).get('class_stats_file')
+    own ``class_stats_file`` (``own``; relative to the current folder, like
+    the base's data root), unless the study moves the data root; else one
+    under the work root."""
     if own and not root_overridden:
         return osp.abspath(own)
     return osp.join(work_root, 'class_stats', f'{key}.json')
 
 
-def check_crop(base: str) -> None:
-    """A base that sets ``crop_size`` but crops its training images to
-    another size (it changed ``crop_size`` and kept its parent's pipeline,
-    whose values were fixed when the parent was read) is refused, naming
-    the keys to redefine."""
+def read_data_base(base: str) -> Optional[str]:
+    """Check a data set base and return its ``class_stats_file``. A base
+    that sets ``crop_size`` but crops its training images to another size
+    (it changed ``crop_size`` and kept its parent's pipeline, whose values
+    were fixed when the parent was read) is refused, naming the keys to
+    redefine."""
     from mmengine.config import Config
     cfg = Config.fromfile(base)
     crop = cfg.get('crop_size')
@@ -568,11 +567,9 @@ def check_crop(base: str) -> None:
     while 'pipeline' not in dataset and isinstance(dataset.get('dataset'),
                                                    dict):
         dataset, where = dataset['dataset'], where + '.dataset'
-    if crop is None:
-        return
     for i, t in enumerate(dataset.get('pipeline') or []):
-        if isinstance(t, dict) and 'crop_size' in t and tuple(
-                t['crop_size']) != tuple(crop):
+        if crop is not None and isinstance(t, dict) and 'crop_size' in t \
+                and tuple(t['crop_size']) != tuple(crop):
             raise SpecError(
                 f'{base}: crop_size is {tuple(crop)} but {where}.pipeline'
                 f'[{i}] ({t.get("type")}) crops {tuple(t["crop_size"])}. A '
@@ -580,6 +577,7 @@ def check_crop(base: str) -> None:
                 'crop_size; redefine `train_pipeline` in it and set '
                 '`train_dataloader = dict(dataset=dict(pipeline='
                 'train_pipeline))`')
+    return cfg.get('class_stats_file')
 
 
 def dataset_from_config(path: str, work_root: str,
@@ -591,11 +589,11 @@ def dataset_from_config(path: str, work_root: str,
     if not osp.isfile(full):
         raise FileNotFoundError(f'--data-config: no such file {path}')
     key = osp.splitext(osp.basename(full))[0]
-    check_crop(full)
+    own_stats = read_data_base(full)
     return DatasetSpec(
         key=key, base=full, name=key.replace('_', '-'), title=key,
         data_root=data_root,
-        class_stats_file=stats_file(key, full, work_root,
+        class_stats_file=stats_file(key, own_stats, work_root,
                                     data_root is not None))
 
 

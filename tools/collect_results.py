@@ -36,8 +36,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="the spec's `full_res` variant")
     p.add_argument('--results-dir', help="run records' folder (default: "
                    "the spec's results_dir)")
-    p.add_argument('--data-config', metavar='BASE',
-                   help='the runs of tools/grid.py --data-config BASE')
     p.add_argument('--no-records', action='store_true',
                    help='read only the work dirs, not the committed records')
     p.add_argument('--select-metric', choices=SELECT_METRICS,
@@ -58,8 +56,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     a = parse_args(argv)
     return commands.collect(
-        StudySource(a.study, a.full_res, a.data_config,
-                    results_dir=a.results_dir),
+        StudySource(a.study, a.full_res, results_dir=a.results_dir),
         a.roots, a.page, a.tables, a.select_metric, a.out_dir, a.formats,
         a.print_format, a.no_records)
 

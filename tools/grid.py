@@ -45,10 +45,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                          help=f'keys of the spec\'s {axis}')
     sel.add_argument('--seeds', nargs='+', metavar='N',
                      help="only these of the spec's seeds")
-    sel.add_argument('--data-config', metavar='BASE',
-                     help='run the selected models x losses on this data set '
-                     'base instead (it defines num_classes, crop_size, '
-                     'class_stats_file)')
     sel.add_argument('--data-root', help='the data root of a one-data-set '
                      "study (default: the spec's)")
     run = p.add_argument_group('running')
@@ -101,8 +97,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     for axis in ('datasets', 'models', 'losses'):
         setattr(args, axis, split_patterns(getattr(args, axis)))
-    if args.data_config and args.datasets:
-        p.error('--data-config replaces the data set axis; drop --datasets')
     try:
         args.seeds = [int(x) for x in split_patterns(args.seeds)] or None
     except ValueError:
@@ -120,7 +114,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if a.run_cell:
         return run_array_task(a.run_cell[0], int(a.run_cell[1]))
     return commands.grid(
-        StudySource(a.study, a.full_res, a.data_config, a.data_root,
+        StudySource(a.study, a.full_res, a.data_root,
                     a.work_root, a.results_dir),
         a.datasets, a.models, a.losses, a.seeds,
         LaunchOptions(

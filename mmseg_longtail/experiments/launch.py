@@ -343,7 +343,7 @@ def run_cell(study: Study, run: PlannedRun, opts: LaunchOptions,
         wall_s=status.wall_s + time.time() - started, finished=_now(),
         last_iter=last_checkpoint_iter(work_dir))
     if rc == 0 and study.results_dir:
-        rec = record_from_work_dir(study, work_dir, status, run.cell)
+        rec = record_from_work_dir(study, work_dir, status)
         rec.commit = git_commit()
         if rec.selection is None or rec.report is None:
             status.update(state='failed', reason='no metric records (is the '
@@ -490,27 +490,13 @@ def print_plan(plan: List[PlannedRun], force: bool) -> None:
 
 
 def print_summary(study: Study, plan: List[PlannedRun]) -> None:
-    rows = []
-    for r in plan:
-        rec = None
-        if study.results_dir and osp.isfile(RunRecord.path_in(
-                study.results_dir, r.name)):
-            rec = RunRecord.load(RunRecord.path_in(study.results_dir,
-                                                   r.name))
-        elif osp.isdir(r.work_dir):
-            rec = record_from_work_dir(study, r.work_dir, cell=r.cell)
-        sel = rec.selection.summary if rec and rec.selection else {}
-        rep = rec.report.summary if rec and rec.report else {}
-        rows.append((r.key, rec.state if rec else r.state,
-                     str(rec.iters if rec and rec.iters else ''),
-                     format_duration(rec.wall_s if rec else None) or '',
-                     f'{sel["mIoU"]:.2f}' if 'mIoU' in sel else '',
-                     f'{rep["mIoU"]:.2f}' if 'mIoU' in rep else ''))
-    head = ('cell', 'status', 'iters', 'wall', 'sel. mIoU', 'report mIoU')
-    widths = [max(len(x[i]) for x in rows + [head]) for i in range(6)]
-    print('\nsummary:')
-    for row in [head] + rows:
-        print('  ' + '  '.join(c.ljust(w) for c, w in zip(row, widths)))
+    """The runs table of the planned cells (records and work dirs)."""
+    from .tables import PaperTables
+    roots = [study.work_root] if osp.isdir(study.work_root) else []
+    table = PaperTables(gather(study, roots)).runs([r.cell for r in plan])
+    names = {r.name for r in plan}
+    table.rows = [row for row in table.rows if row[0] in names]
+    print('\nsummary:\n' + table.to_markdown(title=False))
 
 
 def run_study(study: Study, plan: List[PlannedRun], opts: LaunchOptions,

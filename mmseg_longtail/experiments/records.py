@@ -19,11 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from mmseg_longtail.utils.run_files import (  # noqa: F401  (re-exported)
-    METRIC_RECORD_VERSION, METRICS_DIR, STOP_REASON_FILE, RecordError,
-    atomic_write_json, atomic_write_text, last_checkpoint,
-    last_checkpoint_iter, latest_metric_record, pop_stop_reason, read_json,
-    read_metric_record, write_if_changed, write_metric_record,
-    write_stop_reason)
+    METRICS_DIR, RecordError, atomic_write_json, atomic_write_text,
+    last_checkpoint, last_checkpoint_iter, latest_metric_record,
+    pop_stop_reason, read_json, read_metric_record, write_if_changed)
 
 STATUS_FILE = 'grid_status.json'
 RECORD_KIND = 'mmseg_longtail.run_record'
@@ -74,9 +72,6 @@ class RunStatus:
         if not isinstance(raw, dict) or not isinstance(raw.get('cell'),
                                                        dict):
             raise RecordError(f'{path}: not a run status (no `cell`)')
-        raw = dict(raw)
-        if 'status' in raw and 'state' not in raw:  # written before 0.2
-            raw['state'] = raw.pop('status')
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in names})
 

@@ -61,17 +61,6 @@ class Reported:
         return [x.summary[key] for x in metrics
                 if x is not None and x.summary.get(key) is not None]
 
-    def per_class(self, classes: Sequence[str]) -> List[Optional[float]]:
-        """Per-class IoU averaged over the seeds (runs on other classes are
-        left out)."""
-        out = []
-        for i in range(len(classes)):
-            vals = [r.report.per_class_iou[i] for r in self.runs
-                    if r.classes == list(classes) and r.report.per_class_iou
-                    and r.report.per_class_iou[i] is not None]
-            out.append(sum(vals) / len(vals) if vals else None)
-        return out
-
 
 def select_variants(study: Study, records: Dict[Cell, RunRecord],
                     metric: Optional[str] = None) -> Dict[Group, Selection]:

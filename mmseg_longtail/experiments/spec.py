@@ -580,60 +580,26 @@ def read_data_base(base: str) -> Optional[str]:
     return cfg.get('class_stats_file')
 
 
-def dataset_from_config(path: str, work_root: str,
-                        data_root: Optional[str] = None) -> DatasetSpec:
-    """A data set given as a base config file (``--data-config``): key and
-    name from the file name, the selection on ``val``, the report on
-    ``test``; the base's statistics file (else one under ``work_root``)."""
-    full = osp.abspath(path)
-    if not osp.isfile(full):
-        raise FileNotFoundError(f'--data-config: no such file {path}')
-    key = osp.splitext(osp.basename(full))[0]
-    own_stats = read_data_base(full)
-    return DatasetSpec(
-        key=key, base=full, name=key.replace('_', '-'), title=key,
-        data_root=data_root,
-        class_stats_file=stats_file(key, own_stats, work_root,
-                                    data_root is not None))
-
-
 PAPER_GRID = SCOPE + 'grid/paper_grid.py'
 
 
 @dataclass
 class StudySource:
     """A study as the command line names it: the spec (None: the paper
-    grid) and the overrides. Paths are made absolute here, so a launcher can
-    store the source (a SLURM plan) and an array task loads the same study
-    from any directory."""
+    grid) and the overrides, made absolute so that a SLURM array task loads
+    the same study from any folder."""
     spec: Optional[str] = None
     full_res: bool = False
-    data_config: Optional[str] = None
     data_root: Optional[str] = None
     work_root: Optional[str] = None
     results_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
-        for name in ('spec', 'data_config', 'data_root', 'work_root',
-                     'results_dir'):
-            value = getattr(self, name)
-            if value:
-                setattr(self, name, osp.abspath(str(value)))
+        for name in ('spec', 'data_root', 'work_root', 'results_dir'):
+            if getattr(self, name):
+                setattr(self, name, osp.abspath(str(getattr(self, name))))
 
     def load(self) -> Study:
-        """The validated study. With ``data_config`` the study runs on that
-        one data set instead, its records under ``<work_root>/results``
-        unless ``results_dir`` is given (trial runs stay out of the spec's
-        committed results)."""
-        study = load_study(
-            self.spec or spec_path(PAPER_GRID, ''), self.full_res,
-            data_root=None if self.data_config else self.data_root,
-            work_root=self.work_root, results_dir=self.results_dir)
-        if not self.data_config:
-            return study
-        ds = dataset_from_config(self.data_config, study.work_root,
-                                 self.data_root)
-        return replace(
-            study, datasets={ds.key: ds},
-            results_dir=self.results_dir or osp.join(study.work_root,
-                                                     'results'))
+        return load_study(self.spec or spec_path(PAPER_GRID, ''),
+                          self.full_res, self.data_root, self.work_root,
+                          self.results_dir)

@@ -9,8 +9,8 @@ Reads the committed run records of the study (default: the paper grid) and
 the work dirs under WORK_ROOT (default: the spec's work_root). For each
 (data set, model, loss) the variant with the best mean selection metric on
 the selection split is chosen (``--select-metric``, default the spec's) and
-reported with its report-split numbers, mean over seeds. Unfinished runs are
-blank in the tables and listed in ``runs``. docs/grid.md has the details.
+reported with its report-split numbers, mean ± std over seeds. Unfinished
+runs are blank in the tables and listed in ``runs`` (docs/grid.md).
 """
 import argparse
 import sys

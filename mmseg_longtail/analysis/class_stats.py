@@ -3,7 +3,8 @@
 The counting itself and the JSON format live in
 :mod:`mmseg_longtail.utils.class_stats`; this module finds the labels (a
 config's data set, decoded as the model sees them, or a folder of PNGs),
-writes the file, prints the per-class table and draws the frequency plot.
+writes the file, prints the per-class table (pixels, images, image
+frequency) with the Gini coefficients and draws the frequency plot.
 ``tools/analysis_tools/class_stats.py`` is its command line.
 """
 import json
@@ -13,7 +14,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmseg_longtail.utils import (compute_class_stats, frequency_groups,
+from mmseg_longtail.utils import (class_gini, compute_class_stats,
+                                  frequency_groups, image_frequencies,
                                   list_label_files, load_class_stats,
                                   save_class_stats)
 from mmseg_longtail.utils.class_weights import (class_weights_from_stats,
@@ -153,17 +155,24 @@ def plot_class_frequencies(stats: Dict, path: str,
 
 
 def format_class_table(stats: Dict) -> str:
-    """Per-class pixels, pixel share (%) and images, one line a class."""
+    """Per-class pixels, pixel share (%), images and image frequency (% of
+    the images containing the class), one line a class; then the Gini
+    coefficients of the pixel and of the image counts over the classes."""
     counts = np.asarray(stats['pixel_counts'])
     total = max(counts.sum(), 1)
+    img_freq = image_frequencies(stats)
     width = max(len(n) for n in stats['classes'])
     lines = [f'{"id":>3} {"class":<{width}} {"pixels":>12} {"%":>7} '
-             f'{"images":>7}']
-    for i, (name, px, im) in enumerate(
+             f'{"images":>7} {"img %":>7}']
+    for i, (name, px, im, fr) in enumerate(
             zip(stats['classes'], stats['pixel_counts'],
-                stats['image_counts'])):
+                stats['image_counts'], img_freq)):
         lines.append(f'{i:>3} {name:<{width}} {px:>12} '
-                     f'{100 * px / total:>7.3f} {im:>7}')
+                     f'{100 * px / total:>7.3f} {im:>7} {100 * fr:>7.2f}')
+    gini = class_gini(stats)
+    lines.append('Gini coefficient over classes (0: uniform, near 1: a few '
+                 f'classes hold all): pixels {gini["pixel"]:.4f}, images '
+                 f'{gini["image"]:.4f}')
     return '\n'.join(lines)
 
 

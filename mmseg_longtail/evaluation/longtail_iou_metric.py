@@ -8,11 +8,14 @@ accumulation (inherited ``process``), the same per-class definitions, plus
   unstated definition);
 * ``mIoU_head`` / ``mIoU_body`` / ``mIoU_tail``: mean IoU over classes
   grouped by training pixel frequency (Liu et al., CVPR 2019 use the same
-  many / medium / few split for long-tailed recognition);
+  many / medium / few split for long-tailed recognition) and, with
+  ``group_by=('pixel', 'image')``, also by image frequency (the number of
+  training images containing the class): ``mIoU_head_imgfreq`` / ...;
 * per-class precision ``I_c / P_c`` and recall ``I_c / L_c``
   (``mPrecision``, ``mRecall``), always (they need only the areas);
 * optional, off by default (constructor flags): per-image mIoU and the mean
-  of the worst q% images (``per_image``), expected and static calibration
+  of the worst q% images (``per_image``), Wang et al.'s class-level
+  per-image mIoU^C (``per_image_class``), expected and static calibration
   error from the soft-max of the segmentor's ``seg_logits``
   (``calibration``), and a per-image bootstrap confidence interval of mIoU
   and tail mIoU (``bootstrap_samples``); definitions in
@@ -43,13 +46,18 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
-from mmseg_longtail.utils import frequency_groups, load_class_counts
+from mmseg_longtail.utils import (frequency_groups, load_class_counts,
+                                  load_class_stats, require_stats_field)
+from mmseg_longtail.utils.class_stats import COUNT_KINDS
 from mmseg_longtail.utils.run_files import (METRIC_RECORD_VERSION,
                                             METRICS_DIR, write_metric_record)
 from .statistics import (bootstrap_interval, calibration_errors,
-                         calibration_histograms, per_image_miou, worst_mean)
+                         calibration_histograms, per_class_image_iou,
+                         per_image_miou, worst_mean)
 
 GROUP_NAMES = ('head', 'body', 'tail')
+# key suffix of the groups by a second (third ...) kind of count in group_by
+GROUP_KEY_SUFFIX = dict(pixel='_pixfreq', image='_imgfreq')
 PER_CLASS_KEYS = ('IoU', 'Acc', 'Dice', 'Fscore', 'Precision', 'Recall')
 # summary keys rounded to 4 decimals (the rest: 2, as mmseg)
 FINE_KEYS = ('DiceErr', 'ECE', 'SCE')
@@ -84,10 +92,13 @@ class LongTailIoUMetric(IoUMetric):
     Reported keys (percentages rounded to 2 decimals like mmseg, except
     ``DiceErr``): ``aAcc``, ``mIoU``, ``mAcc``, ``mDice``, ``DiceErr``
     (``1 - mean Dice``, fraction) and, when class statistics are given,
-    ``mIoU_head``, ``mIoU_body``, ``mIoU_tail``; ``mPrecision`` and
-    ``mRecall`` (= ``mAcc``) always. ``'mFscore'`` in ``iou_metrics`` adds
-    ``mFscore``. Optional keys (percent, ``ECE`` / ``SCE`` to 4 decimals):
-    ``mIoU_img``, ``mIoU_img_worst`` (``per_image``); ``ECE``, ``SCE``
+    ``mIoU_head``, ``mIoU_body``, ``mIoU_tail`` (groups by the first kind
+    of ``group_by``) and, for a further kind, the same keys with the suffix
+    ``_imgfreq`` (image frequency) or ``_pixfreq`` (pixel frequency);
+    ``mPrecision`` and ``mRecall`` (= ``mAcc``) always. ``'mFscore'`` in
+    ``iou_metrics`` adds ``mFscore``. Optional keys (percent, ``ECE`` /
+    ``SCE`` to 4 decimals): ``mIoU_img``, ``mIoU_img_worst``
+    (``per_image``); ``mIoU_img_cls`` (``per_image_class``); ``ECE``, ``SCE``
     (``calibration``); ``mIoU_ci_low``, ``mIoU_ci_high`` and, with groups,
     ``mIoU_tail_ci_low``, ``mIoU_tail_ci_high`` (``bootstrap_samples``).
 
@@ -97,7 +108,17 @@ class LongTailIoUMetric(IoUMetric):
             (or ``image_counts``, see ``count_type``) define the groups.
         class_counts (list | str, optional): Counts given directly (or a
             statistics path); exclusive with ``class_stats_file``.
-        count_type (str): ``'pixel'`` (default) or ``'image'`` counts.
+        count_type (str): ``'pixel'`` (default) or ``'image'`` counts for
+            the groups (the same as ``group_by=count_type``).
+        group_by (str | tuple[str], optional): the kinds of training count
+            that form head / body / tail groups, among ``'pixel'`` (pixels
+            of the class) and ``'image'`` (images containing the class),
+            e.g. ``('pixel', 'image')`` for both. The first kind gives the
+            keys ``mIoU_head`` ... (and is ``count_type``), each further kind
+            the keys ``mIoU_head_imgfreq`` ... (``'image'``) or
+            ``mIoU_head_pixfreq`` ... (``'pixel'``). A further kind reads its
+            counts (``image_counts`` / ``pixel_counts``) from the statistics
+            file. Default: ``(count_type,)``.
         frequency_groups (dict, optional): Explicit groups,
             ``dict(head=[ids], body=[ids], tail=[ids])``, overriding the
             thresholds. Needs no counts.
@@ -117,6 +138,11 @@ class LongTailIoUMetric(IoUMetric):
             and the mean of the worst ``worst_q`` % images. Default: False.
         worst_q (float): Percentage of images, in (0, 100], for
             ``mIoU_img_worst``. Default: 10.
+        per_image_class (bool): Report ``mIoU_img_cls``, the class-level
+            per-image mIoU^C of Wang et al. (NeurIPS 2023): per class, the
+            mean per-image IoU over the images whose label contains the
+            class (at least one non-ignored pixel of it); then the mean over
+            the classes. Default: False.
         calibration (bool): Report ECE and SCE from the soft-max of each
             data sample's ``seg_logits`` (mmseg's segmentors set them).
             Default: False.
@@ -135,6 +161,7 @@ class LongTailIoUMetric(IoUMetric):
                  class_stats_file: Optional[str] = None,
                  class_counts: Optional[Union[Sequence[float], str]] = None,
                  count_type: str = 'pixel',
+                 group_by: Optional[Union[str, Sequence[str]]] = None,
                  frequency_groups: Optional[Dict[str, Sequence[int]]] = None,
                  group_thresholds: Tuple[float, float] = (1 / 3, 2 / 3),
                  json_dir: Optional[str] = None,
@@ -142,6 +169,7 @@ class LongTailIoUMetric(IoUMetric):
                  iou_metrics: List[str] = ['mIoU', 'mDice'],
                  per_image: bool = False,
                  worst_q: float = 10.0,
+                 per_image_class: bool = False,
                  calibration: bool = False,
                  calibration_bins: int = 15,
                  bootstrap_samples: int = 0,
@@ -154,15 +182,16 @@ class LongTailIoUMetric(IoUMetric):
         if unknown:
             raise ValueError(f'iou_metrics: unsupported {sorted(unknown)}; '
                              "choose from 'mIoU', 'mDice', 'mFscore'")
-        metrics = ['mIoU', 'mDice'] + [m for m in iou_metrics
-                                        if m == 'mFscore']
+        metrics = ['mIoU', 'mDice'] + [
+            m for m in iou_metrics if m == 'mFscore']
         super().__init__(iou_metrics=metrics, **kwargs)
 
         if class_stats_file is not None and class_counts is not None:
             raise ValueError('give class_stats_file or class_counts, '
                              'not both')
         self.class_stats_file = class_stats_file
-        self.count_type = count_type
+        self.group_by = self._check_group_by(group_by, count_type)
+        count_type = self.count_type = self.group_by[0]
         self.class_counts: Optional[np.ndarray] = None
         # the statistics file the counts came from (for messages)
         self._stats_source = class_stats_file
@@ -172,13 +201,20 @@ class LongTailIoUMetric(IoUMetric):
         if class_stats_file is not None:
             self.class_counts = load_class_counts(
                 class_stats_file, kind=count_type, field='class_stats_file')
-            self._stats_classes = self._read_stats_classes(class_stats_file)
+            self._stats_classes, self._stats_images = self._read_stats_meta(
+                class_stats_file)
         elif class_counts is not None:
             self.class_counts = load_class_counts(
                 class_counts, kind=count_type, field='class_counts')
-            self._stats_classes = self._read_stats_classes(class_counts)
+            self._stats_classes, self._stats_images = self._read_stats_meta(
+                class_counts)
         else:
-            self._stats_classes = None
+            self._stats_classes = self._stats_images = None
+        # the counts of each further kind of group_by, from the file
+        self.extra_counts = {
+            kind: self._read_extra_counts(kind)
+            for kind in self.group_by[1:]
+        }
 
         lo_hi = tuple(float(t) for t in group_thresholds)
         if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1] <= 1:
@@ -188,6 +224,8 @@ class LongTailIoUMetric(IoUMetric):
         self.explicit_groups = self._check_groups(frequency_groups)
         # resolved against the data set's classes in the dataset_meta setter
         self._groups: Optional[Dict[str, List[int]]] = None
+        self._extra_groups: Dict[str, Optional[Dict[str, List[int]]]] = {
+            kind: None for kind in self.extra_counts}
         self.json_dir = json_dir
         self.save_json = save_json
         # (work_dir, timestamp) of the runner, from MetricWorkDirHook
@@ -195,6 +233,8 @@ class LongTailIoUMetric(IoUMetric):
         self.per_image = self._check_flag(per_image, 'per_image')
         self.worst_q = self._check_number(worst_q, 'worst_q', 0, 100,
                                           'a percentage in (0, 100]')
+        self.per_image_class = self._check_flag(per_image_class,
+                                                'per_image_class')
         self.calibration = self._check_flag(calibration, 'calibration')
         self.calibration_bins = self._check_int(calibration_bins,
                                                 'calibration_bins', 1)
@@ -232,11 +272,56 @@ class LongTailIoUMetric(IoUMetric):
         return float(value)
 
     @staticmethod
-    def _read_stats_classes(source) -> Optional[List[str]]:
+    def _check_group_by(group_by, count_type) -> Tuple[str, ...]:
+        if count_type not in COUNT_KINDS:
+            raise ValueError(f'count_type must be one of {COUNT_KINDS}, got '
+                             f'{count_type!r}')
+        if group_by is None:
+            return (count_type, )
+        kinds = (group_by, ) if isinstance(group_by, str) else tuple(
+            group_by)
+        if (not kinds or len(set(kinds)) != len(kinds)
+                or set(kinds) - set(COUNT_KINDS)):
+            raise ValueError(f'group_by must name one or both of '
+                             f'{COUNT_KINDS} once each, got {group_by!r}')
+        if count_type != 'pixel' and kinds[0] != count_type:
+            raise ValueError(
+                f'group_by={group_by!r} and count_type={count_type!r} '
+                'disagree: the first kind of group_by is the count_type of '
+                'the groups mIoU_head/body/tail; set one of them')
+        return kinds
+
+    def _read_extra_counts(self, kind: str) -> np.ndarray:
+        """The ``<kind>_counts`` of the statistics file, for the groups of a
+        further kind of ``group_by``; the error names the file and the
+        field (files written before the field lack it)."""
+        source = self._stats_source
+        field = ('class_stats_file' if self.class_stats_file is not None
+                 else 'class_counts')
+        if source is None:
+            raise ValueError(
+                f'LongTailIoUMetric: group_by={self.group_by} needs the '
+                f'{kind} counts of a statistics file (class_stats_file, '
+                'written by tools/analysis_tools/class_stats.py); '
+                + ('class_counts is a list of one kind of count'
+                   if self.class_counts is not None else 'none is given'))
+        stats = load_class_stats(str(source), kinds=())
+        values = require_stats_field(
+            stats, f'{kind}_counts', str(source),
+            f"LongTailIoUMetric(group_by=..., '{kind}')")
+        return load_class_counts(
+            values, field=f'{field} ({str(source)!r}, field {kind}_counts)')
+
+    @staticmethod
+    def _read_stats_meta(source) -> Tuple[Optional[List[str]],
+                                          Optional[int]]:
+        """``classes`` and ``num_images`` of a statistics file (None for
+        counts given as a list, or keys the file lacks)."""
         if not isinstance(source, (str, os.PathLike)):
-            return None
+            return None, None
         with open(source) as f:
-            return json.load(f).get('classes')
+            stats = json.load(f)
+        return stats.get('classes'), stats.get('num_images')
 
     @staticmethod
     def _check_groups(groups) -> Optional[Dict[str, List[int]]]:
@@ -264,7 +349,15 @@ class LongTailIoUMetric(IoUMetric):
         self._dataset_meta = dataset_meta
         if dataset_meta is None or 'classes' not in dataset_meta:
             return
-        self._groups = self._resolve_groups(len(dataset_meta['classes']))
+        k = len(dataset_meta['classes'])
+        self._groups = self._resolve_groups(k)
+        for kind, counts in self.extra_counts.items():
+            if len(counts) != k:
+                raise ValueError(
+                    f'group_by: the {kind}_counts of {self._stats_source!r} '
+                    f'are {len(counts)}, but the data set has {k} classes')
+            self._extra_groups[kind] = frequency_groups(
+                counts, self.group_thresholds)
         classes = list(dataset_meta['classes'])
         names = self._stats_classes
         generic = names is None or all(
@@ -286,6 +379,26 @@ class LongTailIoUMetric(IoUMetric):
         """Class ids of the head / body / tail groups, or None (no
         statistics, or no data set classes yet)."""
         return self._groups
+
+    @property
+    def groups_by(self) -> Dict[str, Optional[Dict[str, List[int]]]]:
+        """The groups of each kind of ``group_by`` (the first one is
+        :attr:`groups`), in ``group_by`` order; None before the data set's
+        classes are known."""
+        return {self.group_by[0]: self._groups, **self._extra_groups}
+
+    def group_keys(self) -> List[Tuple[str, str, List[int]]]:
+        """``(summary key, group name, class ids)`` of every group of every
+        kind of ``group_by``: ``mIoU_head`` ... for the first kind, then
+        ``mIoU_head_imgfreq`` / ``mIoU_head_pixfreq`` ...; empty without
+        statistics."""
+        keys = []
+        for i, (kind, groups) in enumerate(self.groups_by.items()):
+            if groups is None:
+                continue
+            suffix = '' if i == 0 else GROUP_KEY_SUFFIX[kind]
+            keys += [(f'mIoU_{g}{suffix}', g, groups[g]) for g in GROUP_NAMES]
+        return keys
 
     def _resolve_groups(self, k: int) -> Optional[Dict[str, List[int]]]:
         """The groups for ``k`` classes; wrong lengths or ids fail here,
@@ -398,7 +511,7 @@ class LongTailIoUMetric(IoUMetric):
         """The optional statistics: summary values (percent) and the
         sections of the JSON record, from the per-image results."""
         summary, sections = OrderedDict(), {}
-        if not (self.per_image or self.calibration
+        if not (self.per_image or self.per_image_class or self.calibration
                 or self.bootstrap_samples):
             return summary, sections
         inter = torch.stack([r[0] for r in results]).double().cpu().numpy()
@@ -412,6 +525,11 @@ class LongTailIoUMetric(IoUMetric):
                                                    self.worst_q) * 100
             sections['per_image'] = dict(worst_q=self.worst_q,
                                          mIoU=per_image * 100)
+        if self.per_image_class:
+            label = torch.stack([r[3] for r in results]).double().cpu()
+            iou, images = per_class_image_iou(inter, union, label.numpy())
+            summary['mIoU_img_cls'] = _nanmean(iou) * 100
+            sections['per_image_class'] = dict(IoU=iou * 100, images=images)
         if self.calibration:
             hist = torch.stack([r[4] for r in results]).sum(0).numpy()
             calib = calibration_errors(hist, self.calibration_bins)
@@ -449,11 +567,8 @@ class LongTailIoUMetric(IoUMetric):
             if key in per_class:
                 summary['m' + key] = _nanmean(per_class[key]) * 100
         summary['DiceErr'] = 1.0 - summary['mDice'] / 100
-        groups = self.groups
-        if groups is not None:
-            for name in GROUP_NAMES:
-                summary[f'mIoU_{name}'] = _nanmean(
-                    per_class['IoU'][groups[name]]) * 100
+        for key, _, ids in self.group_keys():
+            summary[key] = _nanmean(per_class['IoU'][ids]) * 100
         return summary
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
@@ -465,7 +580,7 @@ class LongTailIoUMetric(IoUMetric):
         summary = self.summarize(per_class)
         extra, sections = self.image_metrics(results)
         summary.update(extra)
-        self._log_table(per_class, summary, logger)
+        self._log_table(per_class, summary, logger, sections)
         if self.save_json:
             self._write_json(per_class, summary, logger, sections)
         return OrderedDict(
@@ -473,22 +588,35 @@ class LongTailIoUMetric(IoUMetric):
             for k, v in summary.items())
 
     # ------------------------------------------------------------ outputs
-    def _log_table(self, per_class, summary, logger) -> None:
+    def _log_table(self, per_class, summary, logger,
+                   sections: Optional[dict] = None) -> None:
         classes = list(self.dataset_meta['classes'])
         groups = self.groups
-        member = {i: g for g, ids in (groups or {}).items() for i in ids}
         table = PrettyTable()
         table.add_column('Class', classes)
-        if self.class_counts is not None:
-            freq = self.class_counts / max(self.class_counts.sum(), 1.0)
-            table.add_column(f'train {self.count_type} %',
-                             [f'{100 * f:.3f}' for f in freq])
-        if groups is not None:
-            table.add_column('group',
-                             [member.get(i, '-') for i in range(len(classes))])
+        counts_by = {self.count_type: self.class_counts, **self.extra_counts}
+        for i, (kind, kind_groups) in enumerate(self.groups_by.items()):
+            counts = counts_by[kind]
+            if counts is not None and kind == 'image' and self._stats_images:
+                # image frequency: the share of the images with the class
+                table.add_column('train img freq %', [
+                    f'{100 * n / self._stats_images:.2f}' for n in counts])
+            elif counts is not None:
+                freq = counts / max(counts.sum(), 1.0)
+                table.add_column(f'train {kind} %',
+                                 [f'{100 * f:.3f}' for f in freq])
+            if kind_groups is not None:
+                member = {c: g for g, ids in kind_groups.items()
+                          for c in ids}
+                table.add_column('group' if i == 0 else f'group ({kind})',
+                                 [member.get(c, '-')
+                                  for c in range(len(classes))])
         for key in PER_CLASS_KEYS:
             if key in per_class:
                 table.add_column(key, np.round(per_class[key] * 100, 2))
+        if 'per_image_class' in (sections or {}):
+            table.add_column('img IoU', np.round(
+                sections['per_image_class']['IoU'], 2))
         print_log('per class results:', logger)
         print_log('\n' + table.get_string(), logger=logger)
         if 'mIoU_img' in summary:
@@ -496,6 +624,11 @@ class LongTailIoUMetric(IoUMetric):
                 f'per-image mIoU {summary["mIoU_img"]:.2f}, worst '
                 f'{self.worst_q:g}% of the images '
                 f'{summary["mIoU_img_worst"]:.2f}', logger=logger)
+        if 'mIoU_img_cls' in summary:
+            print_log(
+                'class-level per-image mIoU (mIoU^C: per class over the '
+                'images whose label has it, column img IoU) '
+                f'{summary["mIoU_img_cls"]:.2f}', logger=logger)
         if 'ECE' in summary:
             print_log(
                 f'calibration ({self.calibration_bins} bins): ECE '
@@ -518,8 +651,12 @@ class LongTailIoUMetric(IoUMetric):
                 'mIoU; write them with `python tools/analysis_tools/'
                 'class_stats.py CONFIG --out FILE`', logger=logger)
         else:
-            print_log('frequency groups (class ids): ' + ', '.join(
-                f'{g}={groups[g]}' for g in GROUP_NAMES), logger=logger)
+            for i, (kind, kind_groups) in enumerate(self.groups_by.items()):
+                given = i == 0 and self.explicit_groups is not None
+                what = ' (given)' if given else f' by {kind} frequency'
+                print_log(f'frequency groups{what} (class ids): ' + ', '.join(
+                    f'{g}={kind_groups[g]}' for g in GROUP_NAMES),
+                    logger=logger)
 
     def set_run_dir(self, work_dir: str,
                     timestamp: Optional[str] = None) -> None:
@@ -583,6 +720,10 @@ class LongTailIoUMetric(IoUMetric):
             group_thresholds=list(self.group_thresholds),
             count_type=self.count_type,
             train_counts=self.class_counts,
+            group_by=list(self.group_by),
+            groups_by=self.groups_by,
+            train_counts_by={self.count_type: self.class_counts,
+                             **self.extra_counts},
             class_stats_file=self.class_stats_file,
             **(sections or {}))
         # one owner of the file layout (records.py): the record, plus

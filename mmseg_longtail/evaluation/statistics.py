@@ -7,9 +7,19 @@ calibration histograms, so that each can be checked on hand-made numbers.
 * Per-image mIoU (Wang et al., `Revisiting Evaluation Metrics for Semantic
   Segmentation <https://arxiv.org/abs/2310.19252>`_, NeurIPS 2023, "mIoU^I"):
   per image, the mean IoU over the classes present in its label or its
-  prediction (union > 0); then the mean over the images. The worst-q% value
+  prediction (union > 0); then the mean over the images. (The paper's code
+  averages over the classes of the label only; here a class predicted in
+  an image without being labelled there counts with IoU 0.) The worst-q% value
   is the mean over the ``ceil(q/100 * n)`` images with the lowest per-image
   mIoU (at least one).
+* Class-level per-image mIoU, Wang et al.'s "mIoU^C": per image ``i`` and
+  class ``c`` present in the image's label (``L_ic > 0``: at least one
+  non-ignored ground-truth pixel), ``IoU_ic = I_ic / U_ic``; per class the
+  mean of ``IoU_ic`` over the images whose label contains ``c``; then the
+  mean over the classes present in at least one label. A class only
+  predicted in an image (a false-positive class) enters neither mean; a
+  class in no label is left out. Every image where a class occurs weighs
+  alike for that class, and every class alike, however large its objects.
 * ECE (Guo et al., `On Calibration of Modern Neural Networks
   <https://arxiv.org/abs/1706.04599>`_, ICML 2017): pixels binned by the
   confidence ``max_c p_c`` into ``B`` equal-width bins of [0, 1];
@@ -60,6 +70,29 @@ def per_image_miou(inter: np.ndarray, union: np.ndarray) -> np.ndarray:
     """(n,) per-image mIoU (fraction) from (n, K) per-image areas; NaN for
     an image without a labelled pixel."""
     return _row_nanmean(iou_from_areas(inter, union))
+
+
+def per_class_image_iou(inter: np.ndarray, union: np.ndarray,
+                        label: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Per class, the mean per-image IoU over the images whose label
+    contains the class (the terms of mIoU^C, see the module docstring).
+
+    Args:
+        inter, union, label: (n, K) per-image intersection, union and
+            label areas (ignored pixels excluded).
+
+    Returns:
+        ``(iou, images)``: (K,) mean IoU (fraction; NaN for a class in no
+        label) and (K,) number of images whose label contains the class.
+    """
+    present = np.asarray(label, dtype=np.float64) > 0
+    # union >= label area > 0 wherever the class is present
+    iou = np.where(present, iou_from_areas(inter, union), 0.0)
+    images = present.sum(0)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        mean = np.where(images > 0, iou.sum(0) / np.maximum(images, 1),
+                        np.nan)
+    return mean, images
 
 
 def worst_mean(values: np.ndarray, q: float) -> float:

@@ -47,7 +47,7 @@ def collect(source: StudySource, roots: Sequence[str] = (),
     s = _load(source)
     if select_metric:
         s = replace(s, select_metric=select_metric)
-    if not roots and not no_records and osp.isdir(s.work_root):
+    if not roots and osp.isdir(s.work_root):
         roots = [s.work_root]
     try:
         results = gather(s, roots, use_records=not no_records)

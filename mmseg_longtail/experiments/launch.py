@@ -77,13 +77,11 @@ def _slurm_job_active(job_id: str) -> bool:
 
 
 def cell_state(study: Study, name: str, work_dir: str) -> str:
-    """done (a committed record; a finished status only where the study
-    keeps no records) | running (a live SLURM task) | resume@N | failed |
-    new. A finished run whose record is missing resumes: training ends at
-    once, the report split is evaluated and the record written. A corrupt
-    status file is reported and the cell treated as unfinished."""
-    if study.results_dir and osp.isfile(RunRecord.path_in(study.results_dir,
-                                                          name)):
+    """done (a committed record) | running (a live SLURM task) | resume@N |
+    failed | new. A finished run whose record is missing resumes: training
+    ends at once, the report split is evaluated and the record written. A
+    corrupt status file is reported and the cell treated as unfinished."""
+    if osp.isfile(RunRecord.path_in(study.results_dir, name)):
         return 'done'
     try:
         status = RunStatus.read(work_dir)
@@ -91,8 +89,6 @@ def cell_state(study: Study, name: str, work_dir: str) -> str:
         print(f'warning: {e}; the cell is treated as unfinished (its '
               'checkpoints are resumed)', flush=True)
         status = None
-    if status and status.state == 'done' and not study.results_dir:
-        return 'done'
     if (status and status.state in ('running', 'testing')
             and status.slurm_job and _slurm_job_active(status.slurm_job)):
         return 'running'

@@ -106,8 +106,8 @@ def schedule_text(base: str, iters: Optional[int]) -> str:
 
 
 _AUX_COMMENT = {
-    'ce': '# The loss replaces the decode head\'s CE; the auxiliary head keeps '
-    'CE.\n',
+    'ce': '# The loss replaces the decode head\'s CE; the auxiliary head '
+    'keeps CE.\n',
     'none': '# The loss replaces the decode head\'s CE; no auxiliary head, as '
     'in the\n# papers\' networks (the loss alone trains the encoder).\n',
     'same': '# The loss replaces the CE of both heads (the auxiliary head\'s '

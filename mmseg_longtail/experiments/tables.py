@@ -45,11 +45,17 @@ METRIC_FMT = {
     'mIoU_ci_high': ('mIoU CI high', '{:.2f}', None),
     'mIoU_tail_ci_low': ('tail CI low', '{:.2f}', None),
     'mIoU_tail_ci_high': ('tail CI high', '{:.2f}', None),
+    'mIoU_img_cls': ('mIoU^C', '{:.2f}', True),
 }
+# head / body / tail by the other frequency (image or pixel counts)
+METRIC_FMT.update({f'mIoU_{g}_{kind}freq': (f'{g} ({kind})', '{:.2f}', True)
+                   for g in ('head', 'body', 'tail') for kind in ('img',
+                                                                  'pix')})
 # shown only where some record has them
 OPTIONAL_METRICS = ('mPrecision', 'mRecall', 'mIoU_img', 'mIoU_img_worst',
-                    'ECE', 'SCE', 'mIoU_ci_low', 'mIoU_ci_high',
-                    'mIoU_tail_ci_low', 'mIoU_tail_ci_high')
+                    'mIoU_img_cls', 'ECE', 'SCE', 'mIoU_ci_low',
+                    'mIoU_ci_high', 'mIoU_tail_ci_low', 'mIoU_tail_ci_high'
+                    ) + tuple(k for k in METRIC_FMT if k.endswith('freq'))
 PAGE_METRICS = ('mIoU', 'aAcc', 'mDice', 'mIoU_head', 'mIoU_body',
                 'mIoU_tail')
 TABLES = ('table3', 'table4', 'table6', 'groups', 'selection', 'runs')
@@ -253,8 +259,9 @@ class PaperTables:
                 table.add_row(loss.title, values,
                               {k: t for k, t in labels.items() if t})
             else:
+                # no columns (nothing finished yet): the loss's own label
                 d, m = next((g for k, g in columns if k in labels),
-                            columns[0][1])
+                            columns[0][1] if columns else (None, None))
                 table.add_row(self.label(d, m, lo), values)
 
     @staticmethod

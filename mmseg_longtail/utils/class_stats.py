@@ -24,9 +24,18 @@ when a consumer needs it):
 * ``per_image_pixel_counts``: one list of per-class pixel counts per image,
   in data set order (rare-class sampling, repeat factors);
 * ``image_files``: the label file of each image (its basename is checked
-  against the data set's order), where the labels came from files.
+  against the data set's order), where the labels came from files;
+* ``image_frequencies[c]``: ``image_counts[c] / num_images``, the fraction
+  of the images in which class ``c`` occurs;
+* ``gini``: ``{"pixel": G, "image": G}``, the Gini coefficients of
+  ``pixel_counts`` and ``image_counts`` over the classes
+  (:func:`gini_coefficient`; ``null`` when undefined).
+
+Readers derive the last two from the counts with :func:`image_frequencies`
+and :func:`class_gini`, so files written before them give the same values.
 """
 import json
+import math
 import multiprocessing
 import os
 import os.path as osp
@@ -122,9 +131,12 @@ def compute_class_stats(labels: Union[Sequence[str], Sequence[np.ndarray],
 
     Returns:
         dict with keys ``classes``, ``ignore_index``, ``num_images``,
-        ``pixel_counts``, ``image_counts``, ``image_pixel_totals`` (lists in
-        class-id order) and ``per_image_pixel_counts`` (one list per label,
-        in input order).
+        ``pixel_counts``, ``image_counts``, ``image_pixel_totals``,
+        ``image_frequencies`` (lists in class-id order),
+        ``per_image_pixel_counts`` (one list per label, in input order) and
+        ``gini`` (see the module docstring). An image counts for class
+        ``c`` when it has at least one non-ignored pixel of ``c`` (one
+        ``bincount`` per image, then ``> 0``).
     """
     global _WORKER_LOADER
     if num_classes < 1:
@@ -186,7 +198,11 @@ def compute_class_stats(labels: Union[Sequence[str], Sequence[np.ndarray],
         pixel_counts=pixels.tolist(),
         image_counts=images.tolist(),
         image_pixel_totals=image_totals.tolist(),
+        image_frequencies=(images / max(total, 1)).tolist(),
         per_image_pixel_counts=rows)
+    stats['gini'] = {
+        kind: (None if math.isnan(g) else g)
+        for kind, g in class_gini(stats).items()}
     if not callable(labels) and items and all(
             isinstance(item, (str, os.PathLike)) for item in items):
         # relative to the folder holding them all: no machine's paths
@@ -244,7 +260,10 @@ def load_class_stats(path: str, kinds: Sequence[str] = COUNT_KINDS) -> Dict:
                          'written by class_stats.py')
     missing = [f'{k}_counts' for k in kinds if f'{k}_counts' not in stats]
     if missing:
-        raise KeyError(f'class statistics file {path!r} lacks {missing}')
+        raise KeyError(f'class statistics file {path!r} lacks {missing} '
+                       '(written by an older version or by hand?); rewrite '
+                       'it with `python tools/analysis_tools/class_stats.py '
+                       'CONFIG --out FILE`')
     return stats
 
 
@@ -346,3 +365,49 @@ def frequency_groups(pixel_counts: Sequence[float],
         head=sorted(order[:n_head].tolist()),
         body=sorted(order[n_head:n_body_end].tolist()),
         tail=sorted(order[n_body_end:].tolist()))
+
+
+def gini_coefficient(values: Sequence[float]) -> float:
+    """Gini coefficient of non-negative values (classes with 0 included).
+
+    ``G = sum_i sum_j |x_i - x_j| / (2 n^2 mean(x))``, the mean absolute
+    difference over all ordered pairs (``i = j`` included) divided by twice
+    the mean; computed as ``sum_i (2i - n - 1) x_(i) / (n sum(x))`` over
+    the values sorted ascending (``i = 1..n``). 0 when all values are
+    equal; ``(n - 1) / n`` (approaching 1) when one value holds everything.
+    NaN for no values or an all-zero list.
+
+    Raises:
+        ValueError: for negative or non-finite values.
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64).reshape(-1))
+    if not np.all(np.isfinite(x)) or (x < 0).any():
+        raise ValueError('gini_coefficient needs finite non-negative values')
+    n, total = x.size, x.sum()
+    if n == 0 or total == 0:
+        return float('nan')
+    rank = np.arange(1, n + 1, dtype=np.float64)
+    return float(np.dot(2 * rank - n - 1, x) / (n * total))
+
+
+def image_frequencies(stats: Dict,
+                      source: str = 'statistics') -> np.ndarray:
+    """Per-class fraction of the images that contain the class,
+    ``image_counts / num_images`` (NaN when no image was counted); also for
+    files written before ``image_frequencies`` was stored. ``source`` (the
+    file) is named when ``image_counts`` is missing."""
+    counts = np.asarray(require_stats_field(
+        stats, 'image_counts', source, 'image_frequencies'),
+        dtype=np.float64)
+    n = stats.get('num_images')
+    if not n:
+        return np.full(counts.shape, np.nan)
+    return counts / float(n)
+
+
+def class_gini(stats: Dict) -> Dict[str, float]:
+    """:func:`gini_coefficient` of each count list the statistics hold:
+    ``{'pixel': G_pixels, 'image': G_images}`` (keys for the lists
+    present)."""
+    return {kind: gini_coefficient(stats[f'{kind}_counts'])
+            for kind in COUNT_KINDS if f'{kind}_counts' in stats}

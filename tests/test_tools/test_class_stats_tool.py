@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -31,6 +32,50 @@ def test_camvid_folder(camvid_root, tmp_path):
     assert 'Bicyclist' in log and '367 images' in log
     np.testing.assert_array_equal(
         load_class_counts(str(out), 11, kind='image'), stats['image_counts'])
+    check_printed_frequencies_and_gini(log, stats, camvid_root)
+
+
+def independent_counts(ann_dir, num_classes):
+    """Pixel and image counts of classes 0..K-1 (so not the ignored id) by
+    a plain loop over the label files."""
+    from PIL import Image
+    pixels, images = np.zeros(num_classes), np.zeros(num_classes)
+    files = sorted(ann_dir.glob('*.png'))
+    for path in files:
+        label = np.asarray(Image.open(path)).ravel()
+        for c in range(num_classes):
+            n = np.count_nonzero(label == c)
+            pixels[c] += n
+            images[c] += n > 0
+    return pixels, images, len(files)
+
+
+def gini_pairs(x):
+    """Mean absolute difference over all ordered pairs / (2 * mean)."""
+    x = np.asarray(x, dtype=float)
+    return np.abs(x[:, None] - x[None, :]).mean() / (2 * x.mean())
+
+
+def check_printed_frequencies_and_gini(log, stats, camvid_root):
+    """The printed image-frequency column and both Gini coefficients, and
+    the file's, against an independent computation on the CamVid training
+    labels."""
+    pixels, images, n = independent_counts(
+        camvid_root / 'ann_dir' / 'train', 11)
+    rows = [line.split() for line in log.splitlines()
+            if re.match(r'\s*\d+ \S+ +\d+ ', line)]
+    assert [int(r[0]) for r in rows] == list(range(11))
+    printed = np.array([float(r[-1]) for r in rows]) / 100
+    np.testing.assert_allclose(printed, images / n, atol=5.1e-5)  # 2 dec.
+    np.testing.assert_allclose(stats['image_frequencies'], images / n,
+                               rtol=1e-12)
+    assert [int(r[-2]) for r in rows] == images.astype(int).tolist()
+    line = next(line for line in log.splitlines() if 'Gini' in line)
+    pixel_gini, image_gini = map(float, re.findall(r'\d+\.\d+', line)[-2:])
+    assert pixel_gini == pytest.approx(gini_pairs(pixels), abs=5e-5)
+    assert image_gini == pytest.approx(gini_pairs(images), abs=5e-5)
+    assert stats['gini'] == dict(pixel=pytest.approx(gini_pairs(pixels)),
+                                 image=pytest.approx(gini_pairs(images)))
 
 
 def test_config_source_matches_dataset(tmp_path):

@@ -3,10 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from mmseg_longtail.utils import (class_prior, compute_class_stats,
-                                  count_label_map, frequency_groups,
-                                  list_label_files, load_class_counts,
-                                  save_class_stats)
+from mmseg_longtail.utils import (class_gini, class_prior,
+                                  compute_class_stats, count_label_map,
+                                  frequency_groups, gini_coefficient,
+                                  image_frequencies, list_label_files,
+                                  load_class_counts, save_class_stats)
 from tests.conftest import CAMVID_TRAIN_PIXELS
 
 
@@ -36,6 +37,56 @@ def test_compute_class_stats_on_pngs(tmp_path):
         assert stats['num_images'] == 3
         assert stats['ignore_index'] == 9
         assert stats['classes'] == ['class0', 'class1', 'class2']
+
+
+def test_image_frequencies_and_gini_by_hand():
+    """Three 2x3 labels, 9 ignored; class 3 never occurs."""
+    labels = [np.array([[0, 0, 0], [0, 1, 9]]),
+              np.array([[0, 9, 9], [9, 9, 9]]),   # one pixel of class 0
+              np.array([[2, 2, 9], [1, 9, 9]])]
+    stats = compute_class_stats(labels, 4, ignore_index=9, progress=False)
+    assert stats['pixel_counts'] == [5, 2, 2, 0]
+    assert stats['image_counts'] == [2, 2, 1, 0]
+    assert stats['image_frequencies'] == [2 / 3, 2 / 3, 1 / 3, 0.0]
+    np.testing.assert_array_equal(image_frequencies(stats),
+                                  [2 / 3, 2 / 3, 1 / 3, 0])
+    # pixels 5 2 2 0: sum |xi - xj| over ordered pairs = 2 (3+3+5+0+2+2)
+    # = 30, mean 9/4 -> G = 30 / (2 * 16 * 9/4) = 5/12
+    # images 2 2 1 0: 2 (0+1+2+1+2+1) = 14 -> G = 14 / (2 * 16 * 5/4)
+    assert stats['gini']['pixel'] == pytest.approx(5 / 12, rel=1e-12)
+    assert stats['gini']['image'] == pytest.approx(7 / 20, rel=1e-12)
+    assert class_gini(stats) == stats['gini']
+
+
+@pytest.mark.parametrize('values,expected', [
+    ([3, 3, 3], 0.0),
+    ([1, 0, 0, 0], 3 / 4),            # (n - 1) / n: one class holds all
+    ([1, 2, 3, 4], 10 / 40),          # 2 * 10 / (2 * 16 * 2.5)
+    ([7], 0.0),
+])
+def test_gini_coefficient(values, expected):
+    assert gini_coefficient(values) == pytest.approx(expected, abs=1e-15)
+    assert gini_coefficient(values[::-1]) == pytest.approx(expected,
+                                                           abs=1e-15)
+
+
+def test_gini_coefficient_undefined_and_bad():
+    assert np.isnan(gini_coefficient([0, 0]))
+    assert np.isnan(gini_coefficient([]))
+    with pytest.raises(ValueError, match='non-negative'):
+        gini_coefficient([1, -1])
+
+
+def test_old_stats_give_the_new_values():
+    """Files written before image_frequencies / gini: the readers derive
+    them from the counts."""
+    old = dict(num_images=4, pixel_counts=[9, 1], image_counts=[4, 1])
+    np.testing.assert_array_equal(image_frequencies(old), [1.0, 0.25])
+    assert class_gini(old) == dict(pixel=pytest.approx(0.4),
+                                   image=pytest.approx(0.3))
+    assert set(class_gini(dict(pixel_counts=[1, 1]))) == {'pixel'}
+    with pytest.raises(KeyError, match='image_counts'):
+        image_frequencies(dict(pixel_counts=[1]))
 
 
 def test_compute_class_stats_names_bad_file(tmp_path):

@@ -7,12 +7,16 @@ Two sources:
 
 The JSON (keys ``classes``, ``ignore_index``, ``num_images``,
 ``pixel_counts``, ``image_counts``, ``image_pixel_totals``,
-``per_image_pixel_counts``) feeds the losses' ``class_counts``, CeCo's
-prior, the long-tail metric's head/body/tail groups, the class-weight
-generators and the class-aware samplers. ``--weights`` prints class weights
-(``mfb``, ``enet``, ``inverse``, ``sqrt_inverse``) and ``--weights-dir``
-writes each as a list any loss's ``class_weight`` reads; ``--stats FILE``
-does that for an existing statistics file. Command line of
+``image_frequencies``, ``per_image_pixel_counts``, ``gini``) feeds the
+losses' ``class_counts``, CeCo's prior, the long-tail metric's
+head/body/tail groups, the class-weight generators and the class-aware
+samplers. The printed table gives each class's pixels, pixel share, images
+and image frequency (% of the images containing it), then the Gini
+coefficients of the pixel and of the image counts over the classes.
+``--weights`` prints class weights (``mfb``, ``enet``, ``inverse``,
+``sqrt_inverse``) and ``--weights-dir`` writes each as a list any loss's
+``class_weight`` reads; ``--stats FILE`` does that for an existing
+statistics file. Command line of
 :mod:`mmseg_longtail.analysis.class_stats`.
 
 Examples::

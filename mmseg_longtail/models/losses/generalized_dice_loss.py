@@ -54,6 +54,8 @@ class GeneralizedDiceLoss(RegionLoss):
             Default: 1.0 (one pixel: integer labels never reach it).
         classes (str): ``'present'`` (default) or ``'all'``.
         per_image (bool): one Dice per image. Default: False.
+        batch (bool, optional): ``batch=True`` is ``per_image=False``
+            (MONAI's name); see :class:`RegionLoss`.
         loss_name (str): key in mmseg's loss dict, ``loss_*``.
         **kwargs: ``reduction``, ``class_weight``, ``loss_weight``,
             ``avg_non_ignore`` of :class:`LongTailLoss`.

@@ -57,6 +57,11 @@ class RegionLoss(LongTailLoss):
             left out, like a NaN IoU).
         per_image (bool): one term per (image, class) instead of per class
             over the batch. Default: False.
+        batch (bool, optional): MONAI's name for the opposite of
+            ``per_image``: ``batch=True`` sums over the whole batch before
+            each ratio (``per_image=False``, the default), ``batch=False``
+            per image. Give one of the two; None (default) leaves it to
+            ``per_image``.
         loss_name (str): key in mmseg's loss dict, ``loss_*``.
         **kwargs: ``reduction``, ``class_weight``, ``loss_weight``,
             ``avg_non_ignore`` of :class:`LongTailLoss`.
@@ -64,15 +69,24 @@ class RegionLoss(LongTailLoss):
 
     def __init__(self,
                  classes: str = 'present',
-                 per_image: bool = False,
+                 per_image: Optional[bool] = None,
+                 batch: Optional[bool] = None,
                  loss_name: str = 'loss_region',
                  **kwargs) -> None:
         super().__init__(loss_name=loss_name, **kwargs)
         self.classes = check_choice(classes, CLASS_SETS, 'classes')
-        if not isinstance(per_image, bool):
-            raise ValueError(f'per_image must be True or False, got '
-                             f'{per_image!r}')
-        self.per_image = per_image
+        for field, value in (('per_image', per_image), ('batch', batch)):
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f'{field} must be True or False, got '
+                                 f'{value!r}')
+        if batch is not None and per_image is not None:
+            if batch == per_image:
+                raise ValueError(
+                    f'batch={batch} contradicts per_image={per_image} '
+                    '(batch=True is per_image=False): give one of them')
+        elif batch is not None:
+            per_image = not batch
+        self.per_image = bool(per_image)
 
     # ----------------------------------------------------------- inputs
     @staticmethod

@@ -40,6 +40,8 @@ class SoftJaccardLoss(RegionLoss):
             Default: 0.0. A term without error has loss 0 whatever it is.
         classes (str): ``'present'`` (default) or ``'all'``.
         per_image (bool): per (image, class) terms. Default: False.
+        batch (bool, optional): ``batch=True`` is ``per_image=False``
+            (MONAI's name); see :class:`RegionLoss`.
         loss_name (str): key in mmseg's loss dict, ``loss_*``.
         **kwargs: ``reduction``, ``class_weight``, ``loss_weight``,
             ``avg_non_ignore`` of :class:`LongTailLoss`.

@@ -10,6 +10,9 @@ REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / 'configs' / 'quickstart' / 'unet_tiny_synthetic_ce.py'
 LOSS_BASES = REPO / 'configs' / '_base_' / 'losses'
 LOSSES = ['ce', 'focal', 'cb', 'cbfocal', 'bms', 'ldam', 'blv', 'pat']
+# trained alone only: in the list the other terms dominate and the top-k
+# CE of the hardest pixels may rise while the model learns
+ALONE = ['recall', 'seesaw', 'topk_ce']
 COUNTED = ('cb', 'cbfocal', 'bms', 'ldam', 'blv')
 ITERS = 12
 
@@ -112,7 +115,7 @@ def check_logged(history, log, names, iters=ITERS):
     assert total == pytest.approx(parts, rel=1e-5)
 
 
-@pytest.mark.parametrize('name', LOSSES)
+@pytest.mark.parametrize('name', LOSSES + ALONE)
 def test_loss_trains_in_runner(name, stats_file, tmp_path):
     from mmseg.registry import MODELS
     cfg = loss_cfg(name, stats_file)

@@ -1,0 +1,106 @@
+"""Top-k cross-entropy: CE over the hardest k % of the labelled pixels."""
+import torch
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from .base import LongTailLoss, PixelTargets
+
+
+@MODELS.register_module()
+class TopKCrossEntropyLoss(LongTailLoss):
+    """Cross-entropy over the ``k`` % hardest labelled pixels.
+
+    Online hard pixel mining with a fixed share instead of OHEM's
+    probability threshold: the TopK loss of `Loss odyssey in medical image
+    segmentation <https://arxiv.org/abs/2005.13449>`_ (Ma et al., MedIA
+    2021), the bootstrapped cross-entropy of `Bridging Category-level and
+    Instance-level Semantic Image Segmentation
+    <https://arxiv.org/abs/1605.06885>`_ (Wu, Shen & van den Hengel,
+    2016)::
+
+        l = w_y * (-log p_y) * [pixel among the K hardest],
+        K = ceil(k / 100 * n_valid)
+
+    Hardness is the unweighted CE ``-log p_y``; ``n_valid`` counts the
+    labelled pixels of each image (``per_image=True``, default) or of the
+    batch (``per_image=False``), and ties at the K-th value are broken by
+    pixel order (a stable sort). ``w`` is ``class_weight`` (default 1),
+    applied after the selection. ``k=100`` is CE over the labelled pixels
+    (``avg_non_ignore=True``).
+
+    Reductions follow :class:`LongTailLoss` with the selected pixels in
+    place of the labelled ones: 'none' returns the (N, H, W) map, zero at
+    unselected and ignored pixels; 'sum' its sum; 'mean' divides by the
+    number of selected pixels, or with ``class_weight`` by the sum of their
+    class weights (mmseg's weighted mean over the selection).
+    ``avg_non_ignore`` has no effect (selected pixels are labelled ones).
+    ``avg_factor`` and mmseg's per-pixel ``weight`` act as usual (``weight``
+    after the selection). The selection is one sort of the detached
+    per-pixel CE: no loop, no host sync; no gradient reaches the
+    unselected pixels.
+
+    Args:
+        k (float): share of the labelled pixels kept, in percent, in
+            (0, 100]. Default: 10.0.
+        per_image (bool): select within each image (default) or within the
+            whole batch.
+        loss_name (str): key in mmseg's loss dict, ``loss_*``.
+        **kwargs: ``reduction``, ``class_weight``, ``loss_weight``,
+            ``avg_non_ignore`` of :class:`LongTailLoss`.
+    """
+
+    def __init__(self,
+                 k: float = 10.0,
+                 per_image: bool = True,
+                 loss_name: str = 'loss_topk',
+                 **kwargs) -> None:
+        super().__init__(loss_name=loss_name, **kwargs)
+        if isinstance(k, bool) or not 0 < k <= 100:
+            raise ValueError(f'k must be a percentage in (0, 100], got {k!r}')
+        if not isinstance(per_image, bool):
+            raise ValueError(f'per_image must be True or False, got '
+                             f'{per_image!r}')
+        self.k = float(k)
+        self.per_image = per_image
+
+    def selection(self, ce: Tensor, target: PixelTargets) -> Tensor:
+        """Bool mask (N, H, W) of the ``K`` hardest labelled pixels of each
+        image (or of the batch)."""
+        rows = ce.shape[0] if self.per_image else 1
+        valid = target.valid.reshape(rows, -1)
+        # CE >= 0, so -1 sorts every unlabelled pixel behind the labelled
+        hardness = torch.where(valid, ce.detach().reshape(rows, -1), -1.0)
+        order = hardness.sort(dim=1, descending=True, stable=True).indices
+        # exact for integer results: n * k is exact and so is n * k / 100
+        keep = torch.ceil(valid.sum(1, keepdim=True).double() * self.k / 100)
+        ranks = torch.arange(order.shape[1], device=ce.device)
+        kept_sorted = ranks.unsqueeze(0) < keep
+        selected = torch.zeros_like(valid).scatter_(1, order, kept_sorted)
+        return (selected & valid).view(ce.shape)
+
+    def pixel_loss(self, cls_score: Tensor, target: PixelTargets) -> Tensor:
+        ce = F.cross_entropy(
+            cls_score,
+            target.label,
+            reduction='none',
+            ignore_index=target.ignore_index)
+        selected = self.selection(ce, target)
+        # the mean's denominator counts the selection; the targets object
+        # lives for this one forward call
+        target.topk_selected = selected
+        weights = self.class_weights(cls_score)
+        if weights is not None:
+            ce = ce * target.gather(weights)
+        return torch.where(selected, ce, 0.0)
+
+    def default_avg_factor(self, cls_score: Tensor, target: PixelTargets):
+        selected = target.topk_selected
+        weights = self.mean_class_weights(cls_score)
+        if weights is None:
+            return selected.sum().to(cls_score.dtype)
+        return torch.where(selected, target.gather(weights), 0.0).sum()
+
+    def extra_repr(self) -> str:
+        return (f'k={self.k}, per_image={self.per_image}, ' +
+                super().extra_repr())

@@ -138,7 +138,35 @@ losses = dict(
         base='mmseg_longtail::_base_/losses/pat.py',
         name='pat',
         title='PAT',
-        sweep=dict(tau=[1.0, 2.0, 5.0])))
+        sweep=dict(tau=[1.0, 2.0, 5.0])),
+    recall=dict(
+        base='mmseg_longtail::_base_/losses/recall.py',
+        name='recall',
+        title='Recall',
+        sweep=dict(recall=['batch', 'running'])),
+    seesaw=dict(
+        base='mmseg_longtail::_base_/losses/seesaw.py',
+        name='seesaw',
+        title='Seesaw',
+        sweep=dict(p=[0.4, 0.8])),
+    eqlv2=dict(
+        base='mmseg_longtail::_base_/losses/eqlv2.py',
+        name='eqlv2',
+        title='EQLv2',
+        sweep=dict(mu=[0.8, 0.9])),
+    efl=dict(
+        base='mmseg_longtail::_base_/losses/equalized_focal.py',
+        name='efl',
+        title='EFL',
+        sweep=dict(s=[4.0, 8.0])),
+    topk=dict(
+        base='mmseg_longtail::_base_/losses/topk_ce.py',
+        name='topk',
+        title='TopK CE',
+        sweep=dict(k=[10.0, 25.0])))
+# AUCLoss is trained next to CE (configs/_base_/losses/auc.py lists both),
+# which a grid cell's single decode loss does not express; it drops into
+# configs as the README shows.
 schedule = dict(base='mmseg_longtail::_base_/schedules/schedule_30k.py')
 seeds = [0]
 # the selected setting of every loss is run with these seeds too

@@ -27,20 +27,50 @@ def slurm_answers() -> bool:
         return False
 
 
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device here."""
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except Exception:  # no torch, or a broken driver: no CUDA
+        return False
+
+
+# marker -> (whether its tests can run here, why they are deselected if not)
+NEEDS = {
+    'slurm': (slurm_answers, 'no SLURM controller answers (sinfo)'),
+    'cuda': (cuda_available, 'no CUDA device (torch.cuda.is_available() '
+             'is False); tools/misc/gpu_check.sh runs them on a GPU node'),
+}
+_DESELECTED = []
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'slurm: needs a SLURM controller that answers (sinfo); '
         'deselected where none does')
+    config.addinivalue_line(
+        'markers', 'cuda: needs a CUDA device (torch.cuda.is_available()); '
+        'deselected where there is none')
 
 
 def pytest_collection_modifyitems(config, items):
-    """Deselect (not skip) the SLURM tests where no controller answers, so
-    that a run without SLURM still reports 0 skipped."""
-    slurm = [item for item in items if item.get_closest_marker('slurm')]
-    if not slurm or slurm_answers():
-        return
-    config.hook.pytest_deselected(items=slurm)
-    items[:] = [item for item in items if not item.get_closest_marker('slurm')]
+    """Deselect (not skip) the SLURM tests where no controller answers and
+    the CUDA tests where there is no GPU, so that a run without them still
+    reports 0 skipped; the reason is printed after the collection."""
+    for marker, (available, reason) in NEEDS.items():
+        needing = [item for item in items if item.get_closest_marker(marker)]
+        if not needing or available():
+            continue
+        config.hook.pytest_deselected(items=needing)
+        items[:] = [item for item in items
+                    if not item.get_closest_marker(marker)]
+        _DESELECTED.append(f'deselected {len(needing)} {marker} test(s): '
+                           f'{reason}')
+
+
+def pytest_report_collectionfinish(config, start_path, items):
+    return list(_DESELECTED)
 
 
 @pytest.fixture(scope='session')

@@ -5,8 +5,13 @@ default_scope = 'mmseg'
 # safe loader (mmengine's own objects allow-listed) and writes them atomically.
 # runner_type = 'Runner' turns both off.
 runner_type = 'SafeCheckpointRunner'
+# cudnn_benchmark=False: cuDNN's autotuner times candidate convolution
+# algorithms in each process and may pick others after a resume, so a resumed
+# GPU run would not be bit-exact (ExactResumeHook below; it also turns on
+# cuDNN's and torch's deterministic algorithms for the run on CUDA). Set it
+# to True for more GPU throughput where exact resume does not matter.
 env_cfg = dict(
-    cudnn_benchmark=True,
+    cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     # nccl on GPUs; without CUDA this repository's tools/train.py uses gloo.
     dist_cfg=dict(backend='nccl'),

@@ -6,8 +6,10 @@ benchmark_losses` (what is measured, and how, is described there).
 Example::
 
     python tools/analysis_tools/benchmark_losses.py --threads 2
+    # CUDA: 2x19x512x1024 and 8x19x512x1024 unless --shape is given
+    python tools/analysis_tools/benchmark_losses.py --device cuda --markdown
     python tools/analysis_tools/benchmark_losses.py --device cuda \
-        --shape 8 19 512 1024 --markdown
+        --shape 8 19 512 1024 --shape 4 19 512 1024
 """
 import argparse
 from typing import List, Optional
@@ -17,9 +19,11 @@ from mmseg_longtail.analysis.benchmark_losses import benchmark_losses
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--shape', type=int, nargs=4,
-                        default=[2, 19, 512, 1024], metavar=('N', 'C', 'H',
-                                                             'W'))
+    parser.add_argument('--shape', type=int, nargs=4, action='append',
+                        default=None, metavar=('N', 'C', 'H', 'W'),
+                        help='logits shape; repeat for several tables '
+                        '(default: 2 19 512 1024 on CPU, and also 8 19 512 '
+                        '1024 on CUDA)')
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
@@ -35,6 +39,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='skip the peak-memory measurement')
     parser.add_argument('--markdown', action='store_true',
                         help='print the table as Markdown')
+    parser.add_argument('--summary', action='store_true',
+                        help='end with one line naming the losses over '
+                        'their targets')
     return parser.parse_args(argv)
 
 

@@ -1,7 +1,8 @@
 """Make a resumed run bit-identical to an uninterrupted one."""
 import logging
+import os
 import random
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -94,21 +95,75 @@ class ExactResumeHook(Hook):
     hook resumes as before. Cost: three reseeds per iteration (tens of
     microseconds, no device sync).
 
+    On CUDA the same numbers must also be computed the same way in the
+    resumed process. With ``cuda_deterministic`` (on when CUDA is
+    available) the hook asks for cuDNN's deterministic convolution
+    algorithms (``torch.backends.cudnn.deterministic``) and for torch's
+    deterministic implementations where they exist
+    (``torch.use_deterministic_algorithms(True, warn_only=True)``:
+    ``index_add_``, ``scatter_add_``, ``index_select``'s backward, with
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` for cuBLAS) for the run, and
+    restores the previous settings after it. cuDNN's autotuner must be off
+    too: ``env_cfg.cudnn_benchmark=False`` (the runtime base sets it; the
+    hook warns when it is on), since it times candidate algorithms in each
+    process and may pick others after the resume. What remains
+    nondeterministic on CUDA are the kernels that have no deterministic
+    version and warn once: bilinear interpolation's backward (mmseg's
+    ``resize`` of the logits, UNet's ``InterpConv``) accumulates with
+    atomics, so a model using it resumes to within the GPU's own
+    run-to-run noise rather than bit for bit (tests/test_cuda).
+
     Args:
         enabled (bool): False makes the hook a no-op (an override for
             configs that inherit it from the runtime base).
+        cuda_deterministic (bool): on CUDA, use deterministic algorithms
+            during training (see above). Default: True.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, enabled: bool = True) -> None:
-        if not isinstance(enabled, bool):
-            raise TypeError('ExactResumeHook: enabled must be True or False, '
-                            f'got {enabled!r}')
+    def __init__(self, enabled: bool = True,
+                 cuda_deterministic: bool = True) -> None:
+        for field, value in (('enabled', enabled),
+                             ('cuda_deterministic', cuda_deterministic)):
+            if not isinstance(value, bool):
+                raise TypeError(f'ExactResumeHook: {field} must be True or '
+                                f'False, got {value!r}')
         self.enabled = enabled
+        self.cuda_deterministic = cuda_deterministic
         self._seed = 0
         self._rank = 0
         self._wrapped = False
+        self._previous: Optional[Tuple[bool, bool, bool]] = None
+
+    def _set_cuda_deterministic(self) -> None:
+        """Deterministic cuDNN and torch algorithms for the run (CUDA
+        only: on CPU nothing changes)."""
+        if not (self.cuda_deterministic and torch.cuda.is_available()):
+            return
+        self._previous = (
+            torch.backends.cudnn.deterministic,
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled())
+        if torch.backends.cudnn.benchmark:
+            print_log(
+                'ExactResumeHook: cuDNN benchmark mode is on '
+                '(env_cfg.cudnn_benchmark=True): it picks convolution '
+                'algorithms by timing them in each process, so a resumed '
+                'run may compute with other algorithms than the '
+                'uninterrupted one; set env_cfg.cudnn_benchmark=False for '
+                'a bit-exact resume', logger='current',
+                level=logging.WARNING)
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    def after_run(self, runner) -> None:
+        if self._previous is not None:
+            cudnn_deterministic, enabled, warn_only = self._previous
+            torch.backends.cudnn.deterministic = cudnn_deterministic
+            torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+            self._previous = None
 
     def _reseed(self, tag: int, index: int) -> None:
         reseed_all(derived_seed(self._seed, self._rank, tag, index))
@@ -118,6 +173,7 @@ class ExactResumeHook(Hook):
             return
         self._seed = runner.seed
         self._rank = get_rank()
+        self._set_cuda_deterministic()
         loop = runner.train_loop
         if isinstance(loop, IterBasedTrainLoop):
             # before_train runs after the checkpoint is loaded and before

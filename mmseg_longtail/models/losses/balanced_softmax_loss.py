@@ -4,6 +4,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base import LongTailLoss, PixelTargets, log_prior, per_class
+from .shifted_cross_entropy import shifted_cross_entropy
 
 
 @MODELS.register_module()
@@ -49,12 +50,20 @@ class BalancedSoftmaxLoss(LongTailLoss):
         return cls_score + per_class(self.tau * self.log_prior, cls_score)
 
     def pixel_loss(self, cls_score: Tensor, target: PixelTargets) -> Tensor:
-        return F.cross_entropy(
-            self.adjusted_logits(cls_score),
-            target.label,
-            weight=self.class_weights(cls_score),
-            reduction='none',
-            ignore_index=target.ignore_index)
+        weight = self.class_weights(cls_score)
+        if self.tau == 0:  # plain CE, mmseg's bit for bit
+            return F.cross_entropy(
+                cls_score,
+                target.label,
+                weight=weight,
+                reduction='none',
+                ignore_index=target.ignore_index)
+        # the values of F.cross_entropy(self.adjusted_logits(z), ...) in
+        # one fused pass (no separate adjusted-logits tensor)
+        return shifted_cross_entropy(
+            cls_score, target,
+            per_class(self.tau * self.log_prior, cls_score),
+            class_weight=weight)
 
     def extra_repr(self) -> str:
         return f'tau={self.tau}, ' + super().extra_repr()

@@ -9,6 +9,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base import LongTailLoss, PixelTargets, check_choice, per_class
+from .shifted_cross_entropy import shifted_cross_entropy
 
 # fixed number of independently seeded blocks of a CPU draw
 NOISE_CHUNKS = 4
@@ -166,12 +167,22 @@ class BLVLoss(LongTailLoss):
             per_class(self.variation_scale, cls_score))
 
     def pixel_loss(self, cls_score: Tensor, target: PixelTargets) -> Tensor:
-        return F.cross_entropy(
-            self.perturbed_logits(cls_score),
-            target.label,
-            weight=self.class_weights(cls_score),
-            reduction='none',
-            ignore_index=target.ignore_index)
+        weight = self.class_weights(cls_score)
+        if self.sigma == 0:  # plain CE, mmseg's bit for bit
+            return F.cross_entropy(
+                cls_score,
+                target.label,
+                weight=weight,
+                reduction='none',
+                ignore_index=target.ignore_index)
+        # the values of F.cross_entropy(self.perturbed_logits(z), ...) (the
+        # same draw) in one fused pass: z + v * r_c is written into the
+        # noise buffer, the log-softmax over it, and the backward pass
+        # turns it into the gradient
+        return shifted_cross_entropy(
+            cls_score, target, self.draw_noise(cls_score),
+            scale=per_class(self.variation_scale, cls_score),
+            class_weight=weight)
 
     def extra_repr(self) -> str:
         return (f'sigma={self.sigma}, mode={self.mode!r}, '

@@ -313,7 +313,7 @@ class PaperTables:
         return table
 
     def table4(self, dataset: str) -> Table:
-        models = self.present(1)
+        models = self.present(1) or list(self.study.models)
         cols = [self.study.models[m].title for m in models]
         table = Table(
             f'table4_{dataset}',

@@ -13,9 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO_ROOT, run_tool
+from tests.conftest import REPO_ROOT
+from tests.test_experiments.helpers import run_in_process
 
 TEMPLATE = REPO_ROOT / 'configs' / 'own_data'
+# the tools' main() in this process (from the user's folder): no
+# interpreter start-up per call
+run_tool = run_in_process
 NUM_CLASSES = 3
 
 
@@ -90,7 +94,7 @@ def own_study(tmp_path_factory):
                     '--dry-run'], cwd=tmp).stdout
     out = run_tool([REPO_ROOT / 'tools' / 'grid.py', '--study', 'tiny.py',
                     '--cfg-options', 'default_hooks.logger.interval=2'],
-                   cwd=tmp, timeout=900).stdout
+                   cwd=tmp).stdout
     page = run_tool([REPO_ROOT / 'tools' / 'collect_results.py', '--study',
                      'tiny.py', '--page'], cwd=tmp).stdout
     return tmp, dry, out, page, before

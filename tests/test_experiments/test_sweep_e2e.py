@@ -7,16 +7,23 @@ dirs."""
 import json
 import re
 import shutil
+import statistics
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, run_tool
+from tests.test_experiments.helpers import (column, numbers, row,
+                                            run_in_process, table_after)
 
 DATA = Path(__file__).parent / 'data' / 'synthetic_sweep.py'
+# the tools' main() in this process: no interpreter start-up per call
+run_tool = run_in_process
 SHORT = ['default_hooks.logger.interval=1', 'train_cfg.max_iters=3',
          'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=3']
 VARIANTS = dict(focal=('gamma0p5', 'gamma3'), pat=('tau1', 'tau5'))
+TITLES = dict(focal='Focal', pat='PAT')
+OPTIONS = dict(gamma0p5='gamma=0.5', gamma3='gamma=3', tau1='tau=1',
+               tau5='tau=5')
 
 
 def write_spec(folder: Path) -> Path:
@@ -51,12 +58,17 @@ def sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp('sweep')
     spec = write_spec(folder)
     out = run_tool(['tools/grid.py', '--study', spec, '--cfg-options'] +
-                   SHORT, timeout=900).stdout
+                   SHORT).stdout
     return folder, spec, out
 
 
 def _mean(xs):
     return sum(xs) / len(xs)
+
+
+def _numbers(cell: str) -> list:
+    """The numbers of a table cell (``**41.20 ± 0.35**``: 41.2, 0.35)."""
+    return [float(x) for x in re.findall(r'-?\d+\.\d+', cell)]
 
 
 def test_selection_and_report(sweep):
@@ -67,7 +79,7 @@ def test_selection_and_report(sweep):
     assert len(records) == 8
     # names carry the variant readably
     assert (work / 'focal-gamma0p5_unet_1xb2-30k_syn-32x32_seed1').is_dir()
-    chosen = {}
+    chosen, sel_means = {}, {}
     for loss, tags in VARIANTS.items():
         sel, rep = {}, {}
         for tag in tags:
@@ -106,34 +118,46 @@ def test_selection_and_report(sweep):
             assert 'mIoU_ci_low' not in rec['selection']['summary']
         best = max(tags, key=lambda t: (sel[t], -tags.index(t)))
         chosen[loss] = (best, rep[best])
+        sel_means[loss] = sel
 
-    table = run_tool(['tools/collect_results.py', '--study', spec,
-                      '--tables', 'table4', 'selection']).stdout
+    out = run_tool(['tools/collect_results.py', '--study', spec,
+                    '--tables', 'table4', 'selection']).stdout
+    table4 = table_after(out, '**Table 4')
+    selection = table_after(out, '**Selection')
+    assert table4[0] == ['Loss', 'UNet']
+    assert selection[0] == ['Setting', 'UNet']
     for loss, (tag, reports) in chosen.items():
-        title = dict(focal='Focal', pat='PAT')[loss]
-        option = dict(gamma0p5='gamma=0.5', gamma3='gamma=3', tau1='tau=1',
-                      tau5='tau=5')[tag]
-        row = re.search(rf'^\| {title} \({re.escape(option)}\) \| '
-                        r'(\**)([\d.]+)\**\s*\|$', table, re.M)
-        assert row, (loss, tag, table)
-        assert float(row.group(2)) == pytest.approx(_mean(reports),
-                                                    abs=0.006)
-        assert re.search(rf'^\| {title} \({re.escape(option)}\) \|.*\| yes '
-                         r'\|$', table, re.M)
+        label = f'{TITLES[loss]} ({OPTIONS[tag]})'
+        # the chosen setting's report mean ± std over its two seeds
+        assert _numbers(row(table4, label)[0]) == pytest.approx(
+            [_mean(reports), statistics.stdev(reports)], abs=0.006)
+        # the selection table: every setting's selection mean, the chosen
+        # one bold, the sweep complete (no note)
+        for t in VARIANTS[loss]:
+            cell = row(selection, f'{TITLES[loss]} ({OPTIONS[t]})')[0]
+            assert (cell.startswith('**') and cell.endswith('**')) == (
+                t == tag)
+            assert float(cell.strip('*')) == pytest.approx(
+                sel_means[loss][t], abs=0.006)
 
 
 def test_tail_selection_option(sweep):
     folder, spec, _ = sweep
     work = folder / 'work'
-    table = run_tool(['tools/collect_results.py', '--study', spec,
-                      '--select-metric', 'mIoU_tail', '--tables',
-                      'selection']).stdout
+    out = run_tool(['tools/collect_results.py', '--study', spec,
+                    '--select-metric', 'mIoU_tail', '--tables',
+                    'selection']).stdout
+    selection = table_after(out, '**Selection')
     for loss, tags in VARIANTS.items():
         tails = {t: _mean([_metric(
             work / f'{loss}-{t}_unet_1xb2-30k_syn-32x32_seed{s}',
             'val')['summary']['mIoU_tail'] for s in (0, 1)]) for t in tags}
         best = max(tags, key=lambda t: (tails[t], -tags.index(t)))
-        assert re.search(rf'\| {loss} \| {best} \| [\d.]+ \| yes \|', table)
+        for t in tags:
+            cell = row(selection, f'{TITLES[loss]} ({OPTIONS[t]})')[0]
+            assert cell.startswith('**') == (t == best), (loss, t, cell)
+            assert float(cell.strip('*')) == pytest.approx(tails[t],
+                                                           abs=0.006)
 
 
 def test_page_regenerates_from_records_alone(sweep, tmp_path):
@@ -155,33 +179,32 @@ def test_page_regenerates_from_records_alone(sweep, tmp_path):
                       '', text)
         return re.sub(r'--results-dir \S+|--page \S+', '', text)
     md = fresh_page.read_text()
-    assert '8 of 8 runs finished' in md
+    assert numbers(r'(\d+) of (\d+) runs', md) == (8, 8)
+    # the chosen settings, as computed from the records
+    chosen_tags = {}
+    for loss, tags in VARIANTS.items():
+        sel = {t: _mean([json.loads((
+            folder / 'results' / 'runs' / f'{loss}-{t}_unet_1xb2-30k_syn-'
+            f'32x32_seed{s}.json').read_text())['selection']['summary'][
+                'mIoU'] for s in (0, 1)]) for t in tags}
+        chosen_tags[loss] = max(tags, key=lambda t: (sel[t], -tags.index(t)))
     assert '## Selection' in md and '## Training curves' in md
     assert body(page) == body(fresh_page)
-    # the intervals over images: each shown setting's interval is the mean
-    # of its seeds' bounds (no CE in this study: no marks)
-    section = md.split('## Intervals over images')[1].split('\n## ')[0]
+    # the intervals over images: the chosen settings' rows of the model's
+    # metrics table hold the mean ± std of their seeds' bounds
+    metrics = table_after(md.split('## Results')[1], '**UNet**')
     runs = folder / 'results' / 'runs'
-    options = dict(gamma0p5='gamma=0.5', gamma3='gamma=3', tau1='tau=1',
-                   tau5='tau=5')
-    shown = 0
     for loss, tags in VARIANTS.items():
-        for tag in tags:
-            title = dict(focal='Focal', pat='PAT')[loss]
-            row = re.search(rf'^\| {title} \({re.escape(options[tag])}\) '
-                            r'\| [^|]+ \| \[([\d.]+), ([\d.]+)\] \| — \|',
-                            section, re.M)
-            if not row:
-                continue
-            shown += 1
-            recs = [json.loads((runs / f'{loss}-{tag}_unet_1xb2-30k_syn-'
-                                f'32x32_seed{s}.json').read_text())
-                    for s in (0, 1)]
-            for i, bound in enumerate(('mIoU_ci_low', 'mIoU_ci_high')):
-                assert float(row.group(i + 1)) == pytest.approx(_mean(
-                    [r['report']['summary'][bound] for r in recs]),
-                    abs=0.006)
-    assert shown == 2, section
+        tag = chosen_tags[loss]
+        recs = [json.loads((runs / f'{loss}-{tag}_unet_1xb2-30k_syn-'
+                            f'32x32_seed{s}.json').read_text())
+                for s in (0, 1)]
+        label = f'{TITLES[loss]} ({OPTIONS[tag]})'
+        for bound, name in (('mIoU_ci_low', 'mIoU CI low'),
+                            ('mIoU_ci_high', 'mIoU CI high')):
+            bounds = [r['report']['summary'][bound] for r in recs]
+            assert _numbers(column(metrics, name)[label]) == pytest.approx(
+                [_mean(bounds), statistics.stdev(bounds)], abs=0.006)
     assert (fresh / 'page_curves_unet.png').is_file()
     # a study continues from the records: nothing runs twice
     shutil.rmtree(folder / 'work')

@@ -17,9 +17,10 @@ import pytest
 
 from tests.conftest import REPO_ROOT, run_tool
 from tests.fault_runs import log_matches, wait_until
+from tests.test_experiments.helpers import (TINY_STUDY, TINY_TAIL, column,
+                                            run_in_process, table_after)
 
 CONFIG = 'tests/test_configs/data/tiny_gn_synthetic.py'
-TINY_DATA = 'tests/test_configs/data/synthetic_tiny.py'
 
 
 pytestmark = pytest.mark.slurm
@@ -64,7 +65,7 @@ def test_grid_slurm_job_array(slurm_partition, tmp_path):
     root = tmp_path / 'grid'
     results = tmp_path / 'results'
     env = dict(OMP_NUM_THREADS='1')
-    select = ['--data-config', TINY_DATA, '--models', 'unet', '--losses',
+    select = ['--study', TINY_STUDY, '--models', 'unet', '--losses',
               'ce,pat:tau2', '--seeds', '0', '--work-root', root,
               '--results-dir', results]
     out = run_tool([
@@ -76,8 +77,7 @@ def test_grid_slurm_job_array(slurm_partition, tmp_path):
     ], env=env).stdout
     job = re.search(r'job array (\d+) submitted', out).group(1)
     assert 'ended (sbatch exit 0)' in out
-    runs = sorted(root.glob('*_unet-s5-d16_fcn-noaux_1xb2-30k_synthetic-tiny-'
-                            '32x32_seed0'))
+    runs = sorted(root.glob(f'*{TINY_TAIL}'))
     assert [r.name.split('_')[0] for r in runs] == ['ce', 'pat-tau2']
     tasks = set()
     for run in runs:
@@ -95,21 +95,23 @@ def test_grid_slurm_job_array(slurm_partition, tmp_path):
     assert logs == [f'{job}_0.out', f'{job}_1.out']
 
     # resubmitting finished cells submits nothing
-    again = run_tool(['tools/grid.py', '--slurm', '--partition',
-                      slurm_partition] + select, env=env).stdout
+    again = run_in_process(['tools/grid.py', '--slurm', '--partition',
+                            slurm_partition] + select).stdout
     assert 'nothing to run' in again and 'submitting' not in again
 
-    table = run_tool(['tools/collect_results.py', '--data-config',
-                      TINY_DATA, '--results-dir', results, '--tables',
-                      'runs']).stdout
-    for name in ('ce', 'pat-tau2'):
-        row = next(ln for ln in table.splitlines()
-                   if ln.startswith(f'| {name}_unet'))
-        cells = [c.strip() for c in row.strip('|').split('|')]
-        assert cells[2:4] == ['done', '2']
-        assert re.fullmatch(r'\d+\.\d\d', cells[4])  # selection mIoU
-        assert re.fullmatch(r'\d+\.\d\d', cells[5])  # report mIoU
-        assert re.fullmatch(r'\d+:\d\d', cells[-1])  # wall time
+    out = run_in_process(['tools/collect_results.py', '--study',
+                          TINY_STUDY, '--results-dir', results, '--tables',
+                          'runs']).stdout
+    table = table_after(out, '**All runs**')
+    for run in runs:
+        rec = json.loads((results / 'runs' / f'{run.name}.json').read_text())
+        cells = {h: column(table, h)[run.name] for h in table[0][1:]}
+        assert (cells['status'], cells['iters']) == ('done', '2')
+        assert cells['selection mIoU'] == (
+            f'{rec["selection"]["summary"]["mIoU"]:.2f}')
+        assert cells['report mIoU'] == (
+            f'{rec["report"]["summary"]["mIoU"]:.2f}')
+        assert re.fullmatch(r'\d+:\d\d', cells['wall'])
 
 
 def _warn_and_release_requeued(job: str) -> None:
@@ -196,11 +198,11 @@ def test_grid_array_task_preempted_requeued_resumed(slurm_partition,
     `preempted`, the task requeues itself, and the restarted task resumes
     the cell from that checkpoint, tests and records it."""
     root, results = tmp_path / 'grid', tmp_path / 'results'
-    iters = 600
+    iters = 200  # signalled at iteration 20; the rest runs after the requeue
     proc = subprocess.Popen(
         [sys.executable, 'tools/grid.py', '--slurm', '--wait', '--partition',
          slurm_partition, '--gpus-per-node', '0', '--cpus-per-task', '1',
-         '--job-name', 'lt-grid-preempt', '--data-config', TINY_DATA,
+         '--job-name', 'lt-grid-preempt', '--study', TINY_STUDY,
          '--models', 'unet', '--losses', 'ce', '--seeds', '0',
          '--work-root', str(root), '--results-dir', str(results),
          '--cfg-options', 'default_hooks.logger.interval=1',
@@ -209,11 +211,11 @@ def test_grid_array_task_preempted_requeued_resumed(slurm_partition,
         cwd=REPO_ROOT, env=dict(os.environ, OMP_NUM_THREADS='1',
                                 PYTHONUNBUFFERED='1'),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    cell = root / 'ce_unet-s5-d16_fcn-noaux_1xb2-30k_synthetic-tiny-32x32_seed0'
+    cell = root / f'ce{TINY_TAIL}'
     task = None
     try:
         wait_until(log_matches(cell / 'grid_train.log',
-                               r'Iter\(train\) \[\s*20/600\]'), proc,
+                               rf'Iter\(train\) \[\s*20/{iters}\]'), proc,
                    what='iteration 20')
         task = json.loads((cell / 'grid_status.json').read_text())[
             'slurm_job']

@@ -4,6 +4,7 @@ For tests that need a real mmengine Runner (hooks, resume, evaluation) in a
 few seconds: 16x16 images, a 2-stage U-Net of width 4, an FCN head.
 """
 import copy
+import uuid
 from typing import Optional, Sequence
 
 from mmengine.config import Config
@@ -92,6 +93,9 @@ def tiny_cfg(work_dir: str, max_iters: int = 4, model: Optional[dict] = None,
         env_cfg=dict(cudnn_benchmark=False,
                      dist_cfg=dict(backend='gloo')),
         log_level='WARNING',
+        # a name of its own: runners built in the same second would share
+        # mmengine's message hub (named after the time) and its scalars
+        experiment_name=f'tiny_{uuid.uuid4().hex}',
         randomness=dict(seed=0))
     return Config(cfg)
 

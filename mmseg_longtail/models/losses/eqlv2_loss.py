@@ -3,12 +3,11 @@ import math
 from typing import Tuple
 
 import torch
-import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base import PixelTargets, per_class
-from .gradient_stats import GradientStatsLoss, binary_targets
+from .gradient_stats import GradientStatsLoss, closed_form_loss
 
 
 @MODELS.register_module()
@@ -74,20 +73,60 @@ class EQLv2Loss(GradientStatsLoss):
         return 1.0 + self.alpha * (1.0 - neg_w), neg_w
 
     def pixel_loss(self, cls_score: Tensor, target: PixelTargets) -> Tensor:
-        z, positive, valid = binary_targets(cls_score, target)
-        pos_w, neg_w = self.balance_weights(z)
-        weight = torch.where(positive, per_class(pos_w, z),
-                             per_class(neg_w, z))
-        # BCE(z, y) = softplus(u), |dBCE/dz| = |p - y| = sigmoid(u)
-        u = torch.where(positive, -z, z)
-        if self.training:  # w |p - y|, w factored out
-            self.accumulate(torch.sigmoid(u.detach()), positive, valid,
-                            pos_w, neg_w)
-        loss = (F.softplus(u) * weight).sum(1) * target.valid
+        pos_w, neg_w = self.balance_weights(cls_score)
+        # no autocast: the statistics' batched product stays in fp32
+        with torch.no_grad(), torch.autocast(cls_score.device.type,
+                                             enabled=False):
+            loss, grad = self.closed_form(cls_score, target, pos_w, neg_w)
+        loss = closed_form_loss(cls_score, loss, grad, target.valid)
         class_weight = self.class_weights(cls_score)
         if class_weight is not None:
             loss = loss * target.gather(class_weight)
         return loss
+
+    def closed_form(self, cls_score: Tensor, target: PixelTargets,
+                    pos_w: Tensor, neg_w: Tensor) -> Tuple[Tensor, Tensor]:
+        """Per-pixel loss (N, ...) and its gradient on each logit, with two
+        logits-sized buffers, and the statistics of a training forward.
+
+        ``u = -z`` at the positive logit, ``z`` elsewhere (0 at ignored
+        pixels), ``BCE(z, y) = softplus(u)``; ``d l / d z_c = w_c(y_c)
+        sigmoid(u_c)`` at the negatives and ``-w_c(1) sigmoid(u_c)`` at the
+        positive. The positive logit of each pixel is handled by gather /
+        scatter on (N, 1, ...) tensors, the negatives by one broadcast
+        product with ``neg_w``."""
+        valid = target.valid.unsqueeze(1)
+        index = torch.where(target.valid, target.label, 0).unsqueeze(1)
+        u = torch.where(valid, cls_score.detach(), 0.0).contiguous()
+        u.scatter_(1, index, u.gather(1, index).neg_())
+        # |p - y| = sigmoid(u): the statistic and the gradient (0.5 at
+        # ignored pixels, where the backward pass masks it)
+        grad = torch.sigmoid(u)
+        grad_pos = grad.gather(1, index)
+        if self.training:  # w |p - y|, w factored out
+            n, c = cls_score.shape[:2]
+            pos = grad.new_zeros(c + 1, dtype=torch.float64)
+            pos.index_add_(0, target.index.reshape(-1),
+                           grad_pos.reshape(-1).double())
+            pos = pos[:c]
+            # sum over the labelled pixels: one batched product with the
+            # mask (no masked copy)
+            mask = target.valid.to(grad.dtype).view(n, -1, 1)
+            total = torch.bmm(grad.view(n, c, -1), mask).sum((0, 2))
+            self.add_statistics(pos * pos_w.double(),
+                                (total.double() - pos) * neg_w.double())
+        neg_w = per_class(neg_w, u)
+        pos_w = target.gather(pos_w.to(u.dtype)).unsqueeze(1)
+        # loss: softplus(u) weighted, summed over the classes
+        # F.softplus, written into u's buffer
+        sp = torch.ops.aten.softplus.out(u, 1, 20, out=u)
+        sp_pos = sp.gather(1, index)
+        sp.mul_(neg_w).scatter_(1, index, sp_pos * pos_w)
+        loss = sp.sum(1) * target.valid
+        del sp, u
+        # gradient: w sigmoid(u) times the sign of du / dz
+        grad.mul_(neg_w).scatter_(1, index, grad_pos * pos_w.neg())
+        return loss, grad
 
     def extra_repr(self) -> str:
         return (f'gamma={self.gamma}, mu={self.mu}, alpha={self.alpha}, ' +

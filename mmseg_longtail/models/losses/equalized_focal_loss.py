@@ -1,6 +1,6 @@
 """Equalized Focal Loss (sigmoid focal loss with class-specific focusing)."""
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -8,7 +8,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base import PixelTargets, per_class
-from .gradient_stats import GradientStatsLoss, binary_targets
+from .gradient_stats import GradientStatsLoss, closed_form_loss
 
 
 @MODELS.register_module()
@@ -79,29 +79,77 @@ class EqualizedFocalLoss(GradientStatsLoss):
         return self.gamma_b + self.s * (1.0 - ratio.clamp(0.0, 1.0))
 
     def pixel_loss(self, cls_score: Tensor, target: PixelTargets) -> Tensor:
-        z, positive, valid = binary_targets(cls_score, target)
-        gamma = per_class(self.focusing(z), z)
-        scale = gamma / self.gamma_b
-        if self.alpha is not None:
-            scale = scale * torch.where(positive, self.alpha,
-                                        1.0 - self.alpha)
-        u = torch.where(positive, z, -z)  # q = sigmoid(u)
-        log_q = F.logsigmoid(u)
-        one_minus_q = torch.sigmoid(-u)  # accurate where q is near 1
-        if self.gamma_b < 1:
-            # d/dx x^gamma is infinite at x = 0 for gamma < 1
-            one_minus_q = one_minus_q.clamp_min(torch.finfo(z.dtype).tiny)
-        modulation = one_minus_q.pow(gamma)
-        if self.training:
-            with torch.no_grad():
-                q = torch.sigmoid(u)
-                grad = scale * modulation * (one_minus_q - gamma * q * log_q)
-            self.accumulate(grad, positive, valid)
-        loss = (scale * modulation * -log_q).sum(1) * target.valid
+        gamma = self.focusing(cls_score)
+        # no autocast: the statistics' batched product stays in fp32
+        with torch.no_grad(), torch.autocast(cls_score.device.type,
+                                             enabled=False):
+            loss, grad = self.closed_form(cls_score, target, gamma)
+        loss = closed_form_loss(cls_score, loss, grad, target.valid)
         class_weight = self.class_weights(cls_score)
         if class_weight is not None:
             loss = loss * target.gather(class_weight)
         return loss
+
+    def closed_form(self, cls_score: Tensor, target: PixelTargets,
+                    gamma: Tensor) -> Tuple[Tensor, Tensor]:
+        """Per-pixel loss (N, ...) and its gradient on each logit, and the
+        statistics of a training forward, without an autograd graph.
+
+        ``u = z`` at the positive logit, ``-z`` elsewhere (0 at ignored
+        pixels), ``q = sigmoid(u)``, ``m = (1 - q)^gamma_c``; with
+        ``G = a m ((1 - q) - gamma_c q log q)`` the magnitude of the class
+        docstring, ``d l / d z = -G`` at the positive and ``G`` at the
+        negatives. The per-class factors ``a = alpha_t gamma_c / gamma_b``
+        of the negatives are one broadcast product, those of the positive
+        logit gather / scatter on (N, 1, ...) tensors."""
+        n, c = cls_score.shape[:2]
+        index = torch.where(target.valid, target.label, 0).unsqueeze(1)
+        valid = target.valid.unsqueeze(1)
+        u = torch.where(valid, cls_score.detach(), 0.0).contiguous()
+        u.neg_().scatter_(1, index, u.gather(1, index).neg_())
+        log_q = F.logsigmoid(u)
+        q = torch.sigmoid(u)
+        # 1 - q = sigmoid(-u), accurate where q is near 1 (in u's buffer)
+        one_minus_q = torch.sigmoid(u.neg_(), out=u)
+        del u
+        if self.gamma_b < 1:
+            # d/dx x^gamma is infinite at x = 0 for gamma < 1
+            one_minus_q.clamp_min_(torch.finfo(one_minus_q.dtype).tiny)
+        gamma_c = per_class(gamma, one_minus_q)
+        modulation = one_minus_q.pow(gamma_c)
+        # G / a = m ((1 - q) - gamma q log q)
+        grad = q.mul_(log_q).mul_(gamma_c)
+        del q
+        torch.sub(one_minus_q, grad, out=grad).mul_(modulation)
+        del one_minus_q
+        # -l / a = m log q
+        loss = modulation.mul_(log_q)
+        del log_q
+        ratio = gamma / self.gamma_b
+        if self.alpha is None:
+            pos_a = neg_a = ratio
+        else:
+            pos_a, neg_a = ratio * self.alpha, ratio * (1.0 - self.alpha)
+        pos_a = target.gather(pos_a.to(grad.dtype)).unsqueeze(1)
+        neg_a = per_class(neg_a, grad)
+        loss_pos, grad_pos = loss.gather(1, index), grad.gather(1, index)
+        loss.mul_(neg_a).scatter_(1, index, loss_pos * pos_a)
+        loss = loss.sum(1).neg_() * target.valid
+        grad_pos = grad_pos * pos_a
+        grad.mul_(neg_a)
+        if self.training:
+            pos = grad.new_zeros(c + 1, dtype=torch.float64)
+            pos.index_add_(0, target.index.reshape(-1),
+                           grad_pos.reshape(-1).double())
+            pos = pos[:c]
+            # |dl/dz| summed over the labelled pixels: one batched product
+            # with the mask; the positive logit is still G there
+            grad.scatter_(1, index, grad_pos)
+            mask = target.valid.to(grad.dtype).view(n, -1, 1)
+            total = torch.bmm(grad.view(n, c, -1), mask).sum((0, 2))
+            self.add_statistics(pos, total.double() - pos)
+        grad.scatter_(1, index, grad_pos.neg_())
+        return loss, grad
 
     def extra_repr(self) -> str:
         return (f'gamma_b={self.gamma_b}, s={self.s}, alpha={self.alpha}, ' +

@@ -6,8 +6,8 @@ the ratio ``g_c = pos_grad_c / neg_grad_c`` of the gradient magnitudes the
 loss has put so far on the class's positive logits (pixels of class c) and
 on its negative logits (labelled pixels of other classes). Each loss gives
 the per-logit magnitude ``|dl/dz|`` of its own per-pixel loss in closed form
-(no autograd hook); :meth:`GradientStatsLoss.accumulate` sums it over the
-labelled pixels of the batch.
+(no autograd hook) and sums it over the labelled pixels of the batch;
+:meth:`GradientStatsLoss.add_statistics` adds the sums to the buffers.
 
 * **Buffers** ``pos_grad`` and ``neg_grad``: float64, one entry per class,
   persistent and lazily sized (:class:`.online_stats.OnlineClassState`):
@@ -26,33 +26,70 @@ labelled pixels of the batch.
   (mmseg's heads do: one call per iteration).
 * The ratio of a class with ``neg_grad = 0`` (no statistics yet) is taken
   as 1 with ``seen=False``; the losses turn that into unit weights.
+* **Speed**: both losses compute the per-pixel loss and its gradient on
+  each logit in closed form under ``no_grad`` and hand them to
+  :func:`closed_form_loss` (an autograd function whose backward pass
+  scales the saved gradient in place), instead of recording a graph of
+  some ten logits-sized intermediates; the statistics reuse the same
+  buffers.
 """
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
-from .base import LongTailLoss, PixelTargets
+from .base import LongTailLoss
 from .online_stats import OnlineClassState, sum_over_processes
+from .shifted_cross_entropy import INPLACE_MIN_NUMEL
 
 
-def binary_targets(cls_score: Tensor,
-                   target: PixelTargets) -> Tuple[Tensor, Tensor, Tensor]:
-    """Inputs of a per-class sigmoid loss.
+class _ClosedFormLoss(torch.autograd.Function):
+    """``loss`` (N, ...) as a function of ``z`` (N, C, ...) whose gradient
+    ``d loss[n, ...] / d z[n, :, ...]`` is the given ``grad`` (N, C, ...)
+    (each pixel's loss depends on its own logits only)."""
 
-    Returns:
-        ``z`` (N, C, H, W): the logits, 0 at ignored pixels (so that inf /
-        NaN there reach neither the value nor the gradient);
-        ``positive`` (N, C, H, W) bool: the one-hot labels, all False at
-        ignored pixels; ``valid`` (N, 1, H, W) bool.
-    """
-    valid = target.valid.unsqueeze(1)
-    z = cls_score.masked_fill(~valid, 0.0)
-    classes = torch.arange(
-        cls_score.shape[1], device=cls_score.device).view(
-            (1, -1) + (1, ) * (cls_score.dim() - 2))
-    positive = target.index.unsqueeze(1) == classes
-    return z, positive, valid
+    @staticmethod
+    def forward(ctx, z: Tensor, loss: Tensor, grad: Tensor,
+                mask: Optional[Tensor]) -> Tensor:
+        ctx.save_for_backward(grad, mask)
+        ctx.in_place = grad.numel() >= INPLACE_MIN_NUMEL
+        ctx.consumed = False
+        return loss.clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss: Tensor):
+        if ctx.consumed:
+            raise RuntimeError(
+                'EQLv2Loss / EqualizedFocalLoss turn their saved gradient '
+                'into the logits\' gradient in place, so their graph can be '
+                'back-propagated once only (retain_graph=True and a second '
+                'backward are not supported for inputs of more than '
+                f'{INPLACE_MIN_NUMEL} logits)')
+        grad, mask = ctx.saved_tensors
+        g = grad_loss if mask is None else grad_loss * mask
+        g = g.unsqueeze(1)
+        if ctx.in_place:
+            ctx.consumed = True
+            return grad.mul_(g), None, None, None
+        return grad * g, None, None, None
+
+
+def closed_form_loss(cls_score: Tensor,
+                     loss: Tensor,
+                     grad: Tensor,
+                     mask: Optional[Tensor] = None) -> Tensor:
+    """``loss`` (N, ...), computed without a graph, attached to
+    ``cls_score`` (N, C, ...) with the per-logit gradient ``grad``
+    (times ``mask`` (N, ...), the labelled pixels, when given: ``grad``
+    may then hold anything finite at the other pixels): the backward pass
+    returns ``grad * mask * d out / d loss`` (in place for large inputs,
+    so once only)."""
+    if mask is not None:
+        mask = mask.to(grad.dtype)
+    return _ClosedFormLoss.apply(cls_score, loss.detach(), grad.detach(),
+                                 mask)
 
 
 class GradientStatsLoss(OnlineClassState, LongTailLoss):
@@ -75,30 +112,13 @@ class GradientStatsLoss(OnlineClassState, LongTailLoss):
         return ratio.to(cls_score.dtype), seen
 
     @torch.no_grad()
-    def accumulate(self, grad: Tensor, positive: Tensor, valid: Tensor,
-                   pos_scale: Optional[Tensor] = None,
-                   neg_scale: Optional[Tensor] = None) -> None:
-        """Add the batch's gradient magnitudes (training mode only).
-
-        Args:
-            grad: (N, C, H, W) ``|dl/dz|`` of the per-pixel loss, or a
-                factor of it whose per-class rest is ``pos_scale`` /
-                ``neg_scale``.
-            positive: (N, C, H, W) bool one-hot labels.
-            valid: (N, 1, H, W) bool mask of the labelled pixels.
-            pos_scale, neg_scale: optional (C,) factors of the positive /
-                negative magnitudes.
-        """
+    def add_statistics(self, pos: Tensor, neg: Tensor) -> None:
+        """Add (C,) batch sums of the positive / negative gradient
+        magnitudes (summed over the processes first; training mode
+        only)."""
         if not self.training:
             return
-        dims = (0, ) + tuple(range(2, grad.dim()))
-        grad = torch.where(valid, grad.detach(), 0.0)
-        pos = (grad * positive).sum(dims)
-        stats = torch.stack([pos, grad.sum(dims) - pos]).double()
-        if pos_scale is not None:
-            stats[0] *= pos_scale
-        if neg_scale is not None:
-            stats[1] *= neg_scale
-        stats = sum_over_processes(stats)
-        self.class_state('pos_grad', grad).add_(stats[0])
-        self.class_state('neg_grad', grad).add_(stats[1])
+        stats = sum_over_processes(torch.stack([pos, neg]).double())
+        num_classes = stats.shape[1]
+        self._sized_state('pos_grad', num_classes, pos.device).add_(stats[0])
+        self._sized_state('neg_grad', num_classes, pos.device).add_(stats[1])

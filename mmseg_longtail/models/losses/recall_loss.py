@@ -1,12 +1,12 @@
 """Recall loss: cross-entropy weighted by each class's miss rate."""
 import torch
-import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base import LongTailLoss, PixelTargets, check_choice
 from .online_stats import (OnlineClassState, class_histogram, label_histogram,
                            sum_over_processes)
+from .shifted_cross_entropy import shifted_cross_entropy
 
 RECALL_MODES = ('batch', 'running')
 
@@ -118,12 +118,12 @@ class RecallLoss(OnlineClassState, LongTailLoss):
         extra = self.class_weights(cls_score)
         if extra is not None:
             weights = weights * extra
-        return F.cross_entropy(
-            cls_score,
-            target.label,
-            weight=weights.to(cls_score.dtype),
-            reduction='none',
-            ignore_index=target.ignore_index)
+        # the weighted CE of F.cross_entropy(weight=...) in the fused form
+        # of BalancedSoftmaxLoss with a zero shift: one logits-sized buffer,
+        # the log-softmax and its gradient in place (same values)
+        return shifted_cross_entropy(
+            cls_score, target, cls_score.new_zeros(()),
+            class_weight=weights)
 
     def extra_repr(self) -> str:
         return (f'recall={self.recall!r}, momentum={self.momentum}, ' +

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from .base import LongTailLoss, PixelTargets
 from .online_stats import OnlineClassState, label_histogram, sum_over_processes
+from .shifted_cross_entropy import shifted_cross_entropy
 
 
 @MODELS.register_module()
@@ -87,33 +88,60 @@ class SeesawLoss(OnlineClassState, LongTailLoss):
     @torch.no_grad()
     def log_seesaw(self, cls_score: Tensor, target: PixelTargets):
         """``log S_ij`` (N, C, H, W) for each pixel's class ``i`` (0 at the
-        true class and at ignored pixels), or None when ``p = q = 0``."""
+        true class and at ignored pixels), or None when ``p = q = 0``.
+
+        One fresh logits-sized buffer, written in place (the compensation
+        from the log-softmax, then the mitigation rows added by one batched
+        matrix product); :meth:`pixel_loss` then adds the
+        logits into it and the fused cross-entropy takes it over."""
         table = self.log_mitigation(cls_score, target)
-        log_s = None
-        if self.p > 0:
-            # row of each pixel's class; ignored pixels take the extra zero
-            # row (index C)
-            table = torch.cat([table, table.new_zeros(1, table.shape[1])])
-            rows = table.index_select(0, target.index.reshape(-1))
-            log_s = rows.view(target.index.shape + (-1, )).movedim(-1, 1)
-        if self.q > 0:
-            log_sigma = F.log_softmax(cls_score, 1)
-            true = target.label.masked_fill(~target.valid, 0).unsqueeze(1)
-            log_true = log_sigma.gather(1, true).clamp_min(math.log(self.eps))
-            log_c = self.q * (log_sigma - log_true).clamp_min(0)
-            log_s = log_c if log_s is None else log_s + log_c
-        if log_s is None:
+        if self.p == 0 and self.q == 0:
             return None
-        return torch.where(target.valid.unsqueeze(1), log_s, 0.0)
+        n, c = cls_score.shape[:2]
+        if self.q > 0:
+            log_s = F.log_softmax(cls_score.detach(), 1).contiguous()
+            true = target.label.masked_fill(~target.valid, 0).unsqueeze(1)
+            log_true = log_s.gather(1, true).clamp_min(math.log(self.eps))
+            # +inf at ignored pixels: their compensation clamps to 0
+            log_true.masked_fill_(~target.valid.unsqueeze(1), math.inf)
+            log_s.sub_(log_true).clamp_min_(0)
+            scale = self.q
+        else:
+            log_s = cls_score.new_zeros(cls_score.shape)
+            scale = 1.0
+        if self.p > 0:
+            # row i of the table at each pixel of class i, as one batched
+            # product with the one-hot labels (C + 1, H W): each entry is
+            # one table value times 1 plus zeros, exact, and several times
+            # faster than gathering the rows; ignored pixels take the
+            # extra zero column (index C). beta applies q to the
+            # compensation in the same pass.
+            table_t = torch.cat([table, table.new_zeros(1, c)]).t()
+            onehot = cls_score.new_zeros((n, c + 1, log_s[0, 0].numel()))
+            onehot.scatter_(1, target.index.view(n, 1, -1), 1.0)
+            log_s.view(n, c, -1).baddbmm_(
+                table_t.expand(n, c, c + 1), onehot, beta=scale)
+        elif scale != 1.0:
+            log_s.mul_(scale)
+        return log_s
 
     def pixel_loss(self, cls_score: Tensor, target: PixelTargets) -> Tensor:
-        log_s = self.log_seesaw(cls_score, target)
-        return F.cross_entropy(
-            cls_score if log_s is None else cls_score + log_s,
-            target.label,
-            weight=self.class_weights(cls_score),
-            reduction='none',
-            ignore_index=target.ignore_index)
+        # no autocast: the mitigation's batched product stays in fp32
+        with torch.autocast(cls_score.device.type, enabled=False):
+            log_s = self.log_seesaw(cls_score, target)
+        if log_s is None:
+            return F.cross_entropy(
+                cls_score,
+                target.label,
+                weight=self.class_weights(cls_score),
+                reduction='none',
+                ignore_index=target.ignore_index)
+        # F.cross_entropy(cls_score + log_s, ...) fused: the sum is written
+        # into log_s (times 1: exact), the log-softmax overwrites it and the
+        # backward pass turns it into the gradient in place
+        return shifted_cross_entropy(
+            cls_score, target, log_s, scale=cls_score.new_ones(()),
+            class_weight=self.class_weights(cls_score))
 
     def extra_repr(self) -> str:
         return (f'p={self.p}, q={self.q}, eps={self.eps}, ' +

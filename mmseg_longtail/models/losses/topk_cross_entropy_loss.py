@@ -1,10 +1,12 @@
 """Top-k cross-entropy: CE over the hardest k % of the labelled pixels."""
+import math
+
 import torch
-import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base import LongTailLoss, PixelTargets
+from .shifted_cross_entropy import shifted_cross_entropy
 
 
 @MODELS.register_module()
@@ -36,8 +38,8 @@ class TopKCrossEntropyLoss(LongTailLoss):
     class weights (mmseg's weighted mean over the selection).
     ``avg_non_ignore`` has no effect (selected pixels are labelled ones).
     ``avg_factor`` and mmseg's per-pixel ``weight`` act as usual (``weight``
-    after the selection). The selection is one sort of the detached
-    per-pixel CE: no loop, no host sync; no gradient reaches the
+    after the selection). The selection is one partial sort (``topk``) of
+    the detached per-pixel CE: no loop, no host sync; no gradient reaches the
     unselected pixels.
 
     Args:
@@ -69,22 +71,33 @@ class TopKCrossEntropyLoss(LongTailLoss):
         image (or of the batch)."""
         rows = ce.shape[0] if self.per_image else 1
         valid = target.valid.reshape(rows, -1)
-        # CE >= 0, so -1 sorts every unlabelled pixel behind the labelled
-        hardness = torch.where(valid, ce.detach().reshape(rows, -1), -1.0)
-        order = hardness.sort(dim=1, descending=True, stable=True).indices
+        # CE >= 0, so -1 ranks every unlabelled pixel behind the labelled;
+        # NaN ranks first (as in a descending sort)
+        hardness = torch.where(
+            valid,
+            ce.detach().reshape(rows, -1).nan_to_num(nan=math.inf), -1.0)
         # exact for integer results: n * k is exact and so is n * k / 100
-        keep = torch.ceil(valid.sum(1, keepdim=True).double() * self.k / 100)
-        ranks = torch.arange(order.shape[1], device=ce.device)
-        kept_sorted = ranks.unsqueeze(0) < keep
-        selected = torch.zeros_like(valid).scatter_(1, order, kept_sorted)
+        keep = torch.ceil(valid.sum(1, keepdim=True).double() * self.k /
+                          100).long()
+        # the K-th largest value t from one partial sort (topk) of at most
+        # K_max = ceil(k % of the pixels) values, not a full sort: the
+        # selection is every pixel above t, then the pixels equal to t in
+        # pixel order until K are taken (the stable sort's tie break)
+        n = hardness.shape[1]
+        k_max = min(n, math.ceil(n * self.k / 100))
+        top = hardness.topk(k_max, dim=1).values
+        kth = top.gather(1, (keep - 1).clamp_min(0))
+        above = hardness > kth
+        tied = hardness == kth
+        room = keep - above.sum(1, keepdim=True)
+        selected = above | (tied & (tied.cumsum(1) <= room))
         return (selected & valid).view(ce.shape)
 
     def pixel_loss(self, cls_score: Tensor, target: PixelTargets) -> Tensor:
-        ce = F.cross_entropy(
-            cls_score,
-            target.label,
-            reduction='none',
-            ignore_index=target.ignore_index)
+        # F.cross_entropy(reduction='none') in the fused form of
+        # BalancedSoftmaxLoss with a zero shift (same values, one
+        # logits-sized buffer, the gradient written in place)
+        ce = shifted_cross_entropy(cls_score, target, cls_score.new_zeros(()))
         selected = self.selection(ce, target)
         # the mean's denominator counts the selection; the targets object
         # lives for this one forward call

@@ -41,36 +41,7 @@ for arg in "$@"; do
 done
 
 # --- a GPU torch can use, or one line saying why not -----------------------
-WHY=$("$PY" - 2>&1 <<'PY'
-import shutil, subprocess, sys
-try:
-    import torch
-except Exception as error:  # noqa: BLE001
-    print(f'torch does not import ({type(error).__name__}: {error}); '
-          'run bash tools/install.sh first')
-    sys.exit(1)
-if torch.cuda.is_available():
-    sys.exit(0)
-smi = 'no nvidia-smi on PATH'
-if shutil.which('nvidia-smi'):
-    try:
-        gpus = subprocess.run(['nvidia-smi', '-L'], capture_output=True,
-                              text=True, timeout=30).stdout.strip()
-        smi = (f'nvidia-smi lists {len(gpus.splitlines())} GPU(s)' if gpus
-               else 'nvidia-smi lists no GPU')
-    except Exception:  # noqa: BLE001
-        smi = 'nvidia-smi fails'
-build = (f'built with CUDA {torch.version.cuda}' if torch.version.cuda
-         else 'a CPU-only build: install a CUDA build of torch')
-hidden = ''
-import os
-if os.environ.get('CUDA_VISIBLE_DEVICES', None) == '':
-    hidden = '; CUDA_VISIBLE_DEVICES is empty'
-print(f'torch.cuda.is_available() is False (torch {torch.__version__}, '
-      f'{build}; {smi}{hidden}); run it on a GPU node')
-sys.exit(1)
-PY
-)
+WHY=$("$PY" -m mmseg_longtail.analysis.gpu_check reason 2>&1)
 if [ $? -ne 0 ]; then
   echo "gpu_check: no GPU: ${WHY##*$'\n'}" >&2
   exit 2
@@ -87,30 +58,7 @@ if command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi --query-gpu=index,name,memory.total,driver_version \
     --format=csv,noheader 2>/dev/null | sed 's/^/  nvidia-smi: /'
 fi
-"$PY" - <<'PY'
-import torch
-import mmcv
-import mmengine
-import mmseg
-import mmseg_longtail
-props = torch.cuda.get_device_properties(0)
-print(f'  torch: {torch.cuda.device_count()} GPU(s); device 0 '
-      f'{torch.cuda.get_device_name(0)}, {props.total_memory / 2**30:.1f} '
-      f'GiB, compute capability {props.major}.{props.minor}')
-print(f'  torch {torch.__version__} | CUDA {torch.version.cuda} | cuDNN '
-      f'{torch.backends.cudnn.version()} | NCCL '
-      f"{'.'.join(map(str, torch.cuda.nccl.version()))}")
-try:
-    from mmcv.ops import get_compiling_cuda_version
-    ops = get_compiling_cuda_version()
-    ops = ('ops compiled with CUDA ' + ops if ops != 'not available' else
-           'ops compiled for CPU only (enough: the plugin needs no mmcv op)')
-except Exception as error:  # noqa: BLE001
-    ops = f'no compiled ops ({type(error).__name__})'
-print(f'  mmcv {mmcv.__version__} ({ops}) | mmengine {mmengine.__version__} '
-      f'| mmseg {mmseg.__version__} | mmseg_longtail '
-      f'{mmseg_longtail.__version__}')
-PY
+"$PY" -m mmseg_longtail.analysis.gpu_check versions
 [ $? -eq 0 ] || { echo "gpu_check: FAIL: the packages do not import (see above)"; exit 1; }
 
 FAILED=() NOTES=()
@@ -143,11 +91,7 @@ fi
 if [ "$RUN_TRAIN" = 1 ]; then
   say "training: UNet base, 50 iterations, tools/dist_train.sh on 1 GPU (log: $OUT/train.log)"
   CFG="$OUT/unet_synthetic_50i.py"
-  PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" -c "
-import sys
-from pathlib import Path
-from tests.test_cuda.test_training import write_config
-write_config(Path(sys.argv[1]), 'unet')" "$CFG"
+  "$PY" -m mmseg_longtail.analysis.gpu_check config "$CFG"
   start=$(date +%s)
   CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0} PYTHON="$PY" \
     PORT=${PORT:-$((29500 + RANDOM % 1000))} \

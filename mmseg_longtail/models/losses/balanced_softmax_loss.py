@@ -1,10 +1,10 @@
 """Balanced Softmax / logit-adjusted cross-entropy."""
-import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base import LongTailLoss, PixelTargets, log_prior, per_class
-from .shifted_cross_entropy import shifted_cross_entropy
+from .shifted_cross_entropy import (plain_cross_entropy,
+                                    shifted_cross_entropy)
 
 
 @MODELS.register_module()
@@ -52,12 +52,7 @@ class BalancedSoftmaxLoss(LongTailLoss):
     def pixel_loss(self, cls_score: Tensor, target: PixelTargets) -> Tensor:
         weight = self.class_weights(cls_score)
         if self.tau == 0:  # plain CE, mmseg's bit for bit
-            return F.cross_entropy(
-                cls_score,
-                target.label,
-                weight=weight,
-                reduction='none',
-                ignore_index=target.ignore_index)
+            return plain_cross_entropy(cls_score, target, weight)
         # the values of F.cross_entropy(self.adjusted_logits(z), ...) in
         # one fused pass (no separate adjusted-logits tensor)
         return shifted_cross_entropy(

@@ -4,12 +4,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base import LongTailLoss, PixelTargets, check_choice, per_class
-from .shifted_cross_entropy import shifted_cross_entropy
+from .shifted_cross_entropy import (plain_cross_entropy,
+                                    shifted_cross_entropy)
 
 # fixed number of independently seeded blocks of a CPU draw
 NOISE_CHUNKS = 4
@@ -169,12 +169,7 @@ class BLVLoss(LongTailLoss):
     def pixel_loss(self, cls_score: Tensor, target: PixelTargets) -> Tensor:
         weight = self.class_weights(cls_score)
         if self.sigma == 0:  # plain CE, mmseg's bit for bit
-            return F.cross_entropy(
-                cls_score,
-                target.label,
-                weight=weight,
-                reduction='none',
-                ignore_index=target.ignore_index)
+            return plain_cross_entropy(cls_score, target, weight)
         # the values of F.cross_entropy(self.perturbed_logits(z), ...) (the
         # same draw) in one fused pass: z + v * r_c is written into the
         # noise buffer, the log-softmax over it, and the backward pass

@@ -122,8 +122,7 @@ class RecallLoss(OnlineClassState, LongTailLoss):
         # of BalancedSoftmaxLoss with a zero shift: one logits-sized buffer,
         # the log-softmax and its gradient in place (same values)
         return shifted_cross_entropy(
-            cls_score, target, cls_score.new_zeros(()),
-            class_weight=weights)
+            cls_score, target, class_weight=weights)
 
     def extra_repr(self) -> str:
         return (f'recall={self.recall!r}, momentum={self.momentum}, ' +

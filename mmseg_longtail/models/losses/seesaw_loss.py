@@ -8,7 +8,8 @@ from torch import Tensor
 
 from .base import LongTailLoss, PixelTargets
 from .online_stats import OnlineClassState, label_histogram, sum_over_processes
-from .shifted_cross_entropy import shifted_cross_entropy
+from .shifted_cross_entropy import (plain_cross_entropy,
+                                    shifted_cross_entropy)
 
 
 @MODELS.register_module()
@@ -130,12 +131,8 @@ class SeesawLoss(OnlineClassState, LongTailLoss):
         with torch.autocast(cls_score.device.type, enabled=False):
             log_s = self.log_seesaw(cls_score, target)
         if log_s is None:
-            return F.cross_entropy(
-                cls_score,
-                target.label,
-                weight=self.class_weights(cls_score),
-                reduction='none',
-                ignore_index=target.ignore_index)
+            return plain_cross_entropy(cls_score, target,
+                                       self.class_weights(cls_score))
         # F.cross_entropy(cls_score + log_s, ...) fused: the sum is written
         # into log_s (times 1: exact), the log-softmax overwrites it and the
         # backward pass turns it into the gradient in place

@@ -1,7 +1,8 @@
 """Per-pixel cross-entropy of shifted logits in one fused autograd function.
 
 Balanced Softmax adds a per-class constant to the logits before the
-cross-entropy, BLV a fresh noise tensor. Written with stock operations that
+cross-entropy, BLV a fresh noise tensor, Seesaw a per-pixel log factor;
+Recall and TopK CE use it unshifted. Written with stock operations that
 costs a logits-sized tensor for ``z + shift``, another for the log-softmax,
 and in the backward pass two more (the one-hot gradient of the NLL and the
 log-softmax gradient): on CPU Balanced Softmax took 1.31x and BLV 1.71x the
@@ -29,6 +30,7 @@ costs nothing, the gradient is a new tensor and repeated backward passes
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -50,11 +52,12 @@ class _ShiftedCrossEntropy(torch.autograd.Function):
     def forward(ctx, z: Tensor, shift: Tensor, scale: Optional[Tensor],
                 index: Tensor, weight: Tensor) -> Tensor:
         with torch.autocast(z.device.type, enabled=False):
-            if scale is None:
-                logp = torch.add(z, shift)
+            if shift is None:
+                logp = torch.log_softmax(z, 1)
             else:
-                logp = torch.addcmul(z, shift, scale, out=shift)
-            torch.log_softmax(logp, 1, out=logp)
+                logp = (torch.add(z, shift) if scale is None else
+                        torch.addcmul(z, shift, scale, out=shift))
+                torch.log_softmax(logp, 1, out=logp)
             loss = logp.gather(1, index).squeeze(1).neg_().mul_(weight)
         ctx.save_for_backward(logp, index, weight)
         ctx.in_place = logp.numel() >= INPLACE_MIN_NUMEL
@@ -66,7 +69,7 @@ class _ShiftedCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         if ctx.consumed:
             raise RuntimeError(
-                'the fused cross-entropy of BalancedSoftmaxLoss / BLVLoss '
+                'the fused cross-entropy (shifted_cross_entropy) '
                 'turns its saved log-probabilities into the gradient in '
                 'place, so its graph can be back-propagated once only '
                 '(retain_graph=True and a second backward are not '
@@ -83,9 +86,16 @@ class _ShiftedCrossEntropy(torch.autograd.Function):
         return grad_z, None, None, None, None
 
 
+def plain_cross_entropy(cls_score: Tensor, target,
+                        class_weight: Optional[Tensor] = None) -> Tensor:
+    """mmseg's per-pixel CE bit for bit (a loss whose shift is zero)."""
+    return F.cross_entropy(cls_score, target.label, weight=class_weight,
+                           reduction='none', ignore_index=target.ignore_index)
+
+
 def shifted_cross_entropy(cls_score: Tensor,
                           target,
-                          shift: Tensor,
+                          shift: Optional[Tensor] = None,
                           scale: Optional[Tensor] = None,
                           class_weight: Optional[Tensor] = None) -> Tensor:
     """Per-pixel ``F.cross_entropy(cls_score + shift [* scale], label,
@@ -95,19 +105,20 @@ def shifted_cross_entropy(cls_score: Tensor,
     Args:
         cls_score: logits (N, C, ...).
         target: the :class:`~.base.PixelTargets` of the call.
-        shift: added to the logits; broadcastable to them (a per-class
-            constant), or with ``scale`` a fresh tensor of their shape that
-            this call overwrites (BLV's noise buffer).
+        shift: added to the logits (None: none); broadcastable to them (a
+            per-class constant), or with ``scale`` a fresh tensor of their
+            shape that this call overwrites (BLV's noise buffer).
         scale: multiplies ``shift`` before the addition (None: 1).
         class_weight: (C,) per-class weights (None: unweighted).
 
     Returns:
         (N, ...) per-pixel losses.
     """
-    if scale is not None and shift.shape != cls_score.shape:
+    if scale is not None and (shift is None
+                              or shift.shape != cls_score.shape):
+        got = None if shift is None else tuple(shift.shape)
         raise ValueError('with scale, shift must be a buffer of the logits\' '
-                         f'shape {tuple(cls_score.shape)}, got '
-                         f'{tuple(shift.shape)}')
+                         f'shape {tuple(cls_score.shape)}, got {got}')
     valid = target.valid
     index = torch.where(valid, target.label, 0).unsqueeze(1)
     if class_weight is None:

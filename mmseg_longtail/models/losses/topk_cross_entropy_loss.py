@@ -97,7 +97,7 @@ class TopKCrossEntropyLoss(LongTailLoss):
         # F.cross_entropy(reduction='none') in the fused form of
         # BalancedSoftmaxLoss with a zero shift (same values, one
         # logits-sized buffer, the gradient written in place)
-        ce = shifted_cross_entropy(cls_score, target, cls_score.new_zeros(()))
+        ce = shifted_cross_entropy(cls_score, target)
         selected = self.selection(ce, target)
         # the mean's denominator counts the selection; the targets object
         # lives for this one forward call

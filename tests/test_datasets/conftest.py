@@ -6,6 +6,7 @@ import pytest
 from mmengine.registry import init_default_scope
 from PIL import Image
 
+
 def write_png(path, array):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,7 @@
 """SafeCheckpointRunner: torch's safe loader with mmengine's checkpoint
 objects allow-listed (and nothing else), and atomic checkpoint writes."""
-import os
 import pickle
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,8 +12,11 @@ from mmengine.runner.checkpoint import _load_checkpoint
 import mmseg_longtail  # noqa: F401
 from mmseg_longtail.engine import SafeCheckpointRunner, checkpoint_safe_globals
 from mmseg_longtail.utils.run_files import atomic_local_save
-from tests.conftest import REPO_ROOT, run_tool
+from tests.fault_runs import prestart, run_python
 from tests.tiny_runner import build_runner, tiny_cfg
+
+# the fork server of the tools' runs imports while pytest collects the tests
+prestart()
 
 
 class _WritesMarker:
@@ -115,7 +116,8 @@ def test_runner_resumes_its_checkpoint_and_refuses_a_crafted_one(tmp_path):
 def test_tools_refuse_a_crafted_checkpoint(tmp_path, how):
     """tools/train.py (--resume FILE, load_from) and tools/test.py on the
     quick-start config: the crafted file fails with torch's error and
-    writes nothing."""
+    writes nothing. (Each a process of its own, started by the fork server
+    of tests/fault_runs.py.)"""
     path, marker = crafted_checkpoint(tmp_path)
     config = 'configs/quickstart/unet_tiny_synthetic_ce.py'
     work = ['--work-dir', tmp_path / 'work']
@@ -126,7 +128,7 @@ def test_tools_refuse_a_crafted_checkpoint(tmp_path, how):
             '--cfg-options', f'load_from={path}', 'train_cfg.max_iters=1']
     else:
         args = ['tools/test.py', config, path] + work
-    proc = run_tool(args, check=False, timeout=300)
+    proc = run_python(args, check=False, timeout=300)
     assert proc.returncode != 0
     assert 'Weights only load failed' in proc.stdout
     assert not marker.exists()
@@ -194,12 +196,12 @@ holder.model(torch.ones(1, 2)).sum().backward()
 del holder
 print('initialised:', dist.is_initialized())
 ''')
-    env = dict(os.environ, RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
+    # a process of its own (started by the fork server of
+    # tests/fault_runs.py: it ends through the interpreter's own exit)
+    env = dict(RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
                MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()))
-    proc = subprocess.run([sys.executable, str(script)], env=env,
-                          capture_output=True, text=True, timeout=120,
-                          cwd=REPO_ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_python([script], env=env, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
     assert 'initialised: True' in proc.stdout
     assert 'alive at exit: False' in proc.stdout
     assert 'gloo threads at exit: []' in proc.stdout, proc.stdout

@@ -11,10 +11,17 @@ import torch
 from mmseg_longtail.engine.hooks import ExactResumeHook
 from mmseg_longtail.engine.hooks.exact_resume_hook import (derived_seed,
                                                            reseed_all)
-from tests.fault_runs import (final_checkpoint, last_checkpoint_name,
-                              same_state, train, write_config)
+from tests.fault_runs import (final_checkpoint, finish, last_checkpoint_name,
+                              prestart, same_state, start_training, train,
+                              write_config)
 
-ITERS = 8  # checkpoints at 3 and 6, evaluations at 2, 4, 6, 8
+# the fork servers of the runs import while pytest collects the tests
+prestart(0, 1)
+
+# checkpoints at 3 and 6, evaluations at 2, 4 and 6: a kill at 5 falls
+# between the checkpoints and after an evaluation, and the resumed run from
+# 3 evaluates at 4 and 6
+ITERS = 6
 
 
 # LDAM with deferred re-weighting switching on at iteration 4 (between the
@@ -34,17 +41,26 @@ def _kill_and_resume(tmp_path, workers, kill, procs, hook=True, extra=''):
     hooks = [dict(type='ExactResumeHook', enabled=hook)]
     kill_hook = [dict(type='KillAtIterHook', at=kill)]
     ref, run = tmp_path / 'ref', tmp_path / 'run'
-    train(write_config(tmp_path / 'ref.py', hooks, ITERS, workers, extra),
-          ref, procs)
-    # SIGKILL: -9 from one process; torchrun reports its workers' deaths
-    proc = train(write_config(tmp_path / 'killed.py', hooks + kill_hook,
-                              ITERS, workers, extra), run, procs, expect=None)
-    assert procs > 1 or proc.returncode == -9, proc.stdout[-3000:]
-    assert last_checkpoint_name(run) == f'iter_{kill // 3 * 3}.pth'
-    assert not (run / f'iter_{ITERS}.pth').exists()
-    out = train(write_config(tmp_path / 'resumed.py', hooks, ITERS, workers,
-                             extra), run, procs, resume=True).stdout
-    assert f'resumed epoch: 0, iter: {kill // 3 * 3}' in out
+    # the uninterrupted run trains beside the killed one, from another fork
+    # server (another hash seed) than the killed and the resumed run
+    prestart(0, 1)
+    reference = start_training(
+        write_config(tmp_path / 'ref.py', hooks, ITERS, workers, extra), ref,
+        procs, slot=1)
+    try:
+        # SIGKILL: -9 from one process; torchrun reports its workers' deaths
+        proc = train(write_config(tmp_path / 'killed.py', hooks + kill_hook,
+                                  ITERS, workers, extra), run, procs,
+                     expect=None)
+        assert procs > 1 or proc.returncode == -9, proc.stdout[-3000:]
+        assert last_checkpoint_name(run) == f'iter_{kill // 3 * 3}.pth'
+        assert not (run / f'iter_{ITERS}.pth').exists()
+        out = train(write_config(tmp_path / 'resumed.py', hooks, ITERS,
+                                 workers, extra), run, procs,
+                    resume=True).stdout
+        assert f'resumed epoch: 0, iter: {kill // 3 * 3}' in out
+    finally:
+        finish(reference)
     return final_checkpoint(ref, ITERS), final_checkpoint(run, ITERS)
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from mmseg_longtail.engine import NonFiniteError, NonFiniteGuardHook
 from mmseg_longtail.utils.run_files import (pop_stop_reason,
-                                           write_stop_reason)
+                                            write_stop_reason)
 from tests.tiny_runner import build_runner, tiny_cfg, tiny_model
 
 

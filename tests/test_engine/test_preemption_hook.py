@@ -4,20 +4,21 @@ finish the iteration, write that iteration's checkpoint and exit with 75
 two gloo processes a signal to one rank stops both at the same iteration.
 Resumed from that checkpoint, the run ends with the uninterrupted run's
 weights (with ExactResumeHook). The SLURM round trip (warning signal,
-requeue, automatic resume) is in tests/test_tools/test_slurm.py."""
+requeue, automatic resume) is in tests/test_experiments/test_slurm.py."""
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from mmseg_longtail.engine.hooks import PREEMPTED_EXIT_CODE, PreemptionHook
 from mmseg_longtail.engine.hooks.preemption_hook import INTERRUPTED_EXIT_CODE
-from tests.conftest import REPO_ROOT
-from tests.fault_runs import (final_checkpoint, last_checkpoint_name,
-                              same_state, train, train_command, train_env,
+from tests.fault_runs import (final_checkpoint, finish, last_checkpoint_name,
+                              prestart, same_state, start_training, train,
                               wait_until, write_config)
+
+# the fork servers of the runs import while pytest collects the tests
+prestart(0, 1)
 
 ITERS = 12
 HOOKS = [dict(type='ExactResumeHook'), dict(type='PreemptionHook')]
@@ -41,9 +42,7 @@ def signal_while_training(tmp_path, procs: int, signum: int, rank: int,
     dir, the iteration each rank had done when the run stopped)."""
     work = tmp_path / 'run'
     cfg = write_config(tmp_path / 'slow.py', HOOKS + SLOW, ITERS)
-    proc = subprocess.Popen(train_command(cfg, work, procs), cwd=REPO_ROOT,
-                            env=train_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = start_training(cfg, work, procs)
     try:
         pid, _ = wait_until(
             lambda: (progress(work, rank) or (0, 0))[1] >= after
@@ -60,14 +59,37 @@ def signal_while_training(tmp_path, procs: int, signum: int, rank: int,
 def assert_resumes_bit_exact(tmp_path, work: Path, stopped: int,
                              procs: int) -> None:
     """Resumed from the checkpoint of iteration ``stopped``, the run ends
-    with the weights of an uninterrupted run in ``procs`` processes."""
+    with the weights of an uninterrupted run in ``procs`` processes (which
+    trains beside it, from another fork server: another hash seed)."""
     cfg = write_config(tmp_path / 'fast.py', HOOKS, ITERS)
-    resumed = train(cfg, work, procs, resume=True).stdout
-    assert f'resumed epoch: 0, iter: {stopped}' in resumed
     ref = tmp_path / 'ref'
-    train(cfg, ref, procs)
+    prestart(0, 1)
+    reference = start_training(cfg, ref, procs, slot=1)
+    try:
+        resumed = train(cfg, work, procs, resume=True).stdout
+        assert f'resumed epoch: 0, iter: {stopped}' in resumed
+    finally:
+        finish(reference)
     assert same_state(final_checkpoint(ref, ITERS),
                       final_checkpoint(work, ITERS))
+
+
+def stopped_state(work: Path, stopped: int):
+    """(last checkpoint's name, the iteration in the checkpoint of
+    ``stopped``, files left under temporary names) of a stopped run."""
+    return (last_checkpoint_name(work),
+            final_checkpoint(work, stopped)['meta']['iter'],
+            list(work.glob('*.tmp*')))
+
+
+@pytest.fixture(scope='module')
+def ctrl_c_run(tmp_path_factory):
+    """One 1-process run stopped with SIGINT, for the signal test's SIGINT
+    case and the Ctrl-C test (which resumes it): signal_while_training's
+    answer and the stopped run's ``stopped_state``, taken before."""
+    rc, out, work, (stopped, ) = signal_while_training(
+        tmp_path_factory.mktemp('ctrl_c'), 1, signal.SIGINT, rank=0)
+    return rc, out, work, stopped, stopped_state(work, stopped)
 
 
 @pytest.mark.parametrize('signum, code', [
@@ -75,26 +97,30 @@ def assert_resumes_bit_exact(tmp_path, work: Path, stopped: int,
                                             PREEMPTED_EXIT_CODE),
     (signal.SIGINT, INTERRUPTED_EXIT_CODE)
 ], ids=['SIGUSR1', 'SIGTERM', 'SIGINT'])
-def test_signal_checkpoints_and_exits_for_requeue(tmp_path, signum, code):
-    rc, out, work, (stopped, ) = signal_while_training(tmp_path, 1, signum,
-                                                       rank=0)
+def test_signal_checkpoints_and_exits_for_requeue(request, tmp_path, signum,
+                                                  code):
+    if signum == signal.SIGINT:  # the same run as the Ctrl-C test's
+        rc, out, _, stopped, state = request.getfixturevalue('ctrl_c_run')
+    else:
+        rc, out, work, (stopped, ) = signal_while_training(
+            tmp_path, 1, signum, rank=0)
+        state = stopped_state(work, stopped)
     assert rc == code, out[-3000:]
     assert 4 <= stopped < ITERS
     name = signal.Signals(signum).name
     assert (f'PreemptionHook: {name} received; stopped after iteration '
             f'{stopped} with checkpoint') in out
+    last, ckpt_iter, temporary = state
     # the checkpoint of the iteration it stopped at, found by --resume
-    assert last_checkpoint_name(work) == f'iter_{stopped}.pth'
-    ckpt = final_checkpoint(work, stopped)
-    assert ckpt['meta']['iter'] == stopped
-    assert not list(work.glob('*.tmp*'))  # written under a temporary name
+    assert last == f'iter_{stopped}.pth'
+    assert ckpt_iter == stopped
+    assert not temporary  # written under a temporary name
 
 
-def test_ctrl_c_resumes_bit_exact(tmp_path):
+def test_ctrl_c_resumes_bit_exact(tmp_path, ctrl_c_run):
     """Ctrl-C (SIGINT) loses nothing: resumed from the checkpoint it wrote,
     the run ends with the uninterrupted run's weights."""
-    rc, out, work, (stopped, ) = signal_while_training(
-        tmp_path, 1, signal.SIGINT, rank=0)
+    rc, out, work, stopped, _ = ctrl_c_run
     assert rc == INTERRUPTED_EXIT_CODE, out[-3000:]
     assert 'Traceback' not in out
     assert_resumes_bit_exact(tmp_path, work, stopped, 1)

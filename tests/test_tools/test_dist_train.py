@@ -1,5 +1,8 @@
 """tools/dist_train.sh / dist_test.sh on CPU: two gloo processes under
-torchrun train exactly like one process on the same global batch."""
+torchrun train exactly like one process on the same global batch. The
+Python processes (the one-process run, torchrun and its workers) are started
+by the fork server of tests/fault_runs.py (``fork_env``: the scripts'
+PYTHON and torchrun's PYTHON_EXEC)."""
 import json
 import os
 import re
@@ -11,9 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT, run_tool
+from tests.conftest import REPO_ROOT
+from tests.fault_runs import finish, fork_env, popen, prestart, tool_env
 
 CONFIG = 'tests/test_configs/data/tiny_gn_synthetic.py'
+
+# the fork server of the runs imports while pytest collects the tests
+prestart()
 
 
 def _free_port() -> int:
@@ -24,8 +31,9 @@ def _free_port() -> int:
 
 def _env() -> dict:
     # the loss-recording hook is imported as tests.test_configs.data...
-    return dict(PYTHONPATH=str(REPO_ROOT), PYTHON=sys.executable,
-                OMP_NUM_THREADS='1', PORT=str(_free_port()))
+    env = dict(PYTHONPATH=str(REPO_ROOT), PYTHON=sys.executable,
+               OMP_NUM_THREADS='1', PORT=str(_free_port()))
+    return dict(env, **fork_env())  # PYTHON: the fork server's proxy
 
 
 def run_script(args, env) -> str:
@@ -50,12 +58,16 @@ def final_miou(log: str) -> float:
 def test_dist_train_two_cpu_processes_match_one(tmp_path):
     env = _env()
     one, two = tmp_path / 'one', tmp_path / 'two'
-    # reference: one process, batch 4
-    ref_log = run_tool(['tools/train.py', CONFIG, '--work-dir', one],
-                       env=env).stdout
-    # two gloo processes, batch 2 each: the same global batch of 4
-    log = run_script(['tools/dist_train.sh', CONFIG, 2, '--work-dir', two,
-                      '--cfg-options', 'train_dataloader.batch_size=2'], env)
+    # reference: one process, batch 4 (trains beside the two processes)
+    ref = popen(['tools/train.py', CONFIG, '--work-dir', one],
+                env=tool_env(env))
+    try:
+        # two gloo processes, batch 2 each: the same global batch of 4
+        log = run_script(['tools/dist_train.sh', CONFIG, 2, '--work-dir',
+                          two, '--cfg-options',
+                          'train_dataloader.batch_size=2'], env)
+    finally:
+        ref_log = finish(ref).stdout
 
     ref = read_losses(one, 0)
     rank0, rank1 = read_losses(two, 0), read_losses(two, 1)
@@ -69,8 +81,8 @@ def test_dist_train_two_cpu_processes_match_one(tmp_path):
         assert not set(a['img_path']) & set(b['img_path'])
         assert sorted(a['img_path'] + b['img_path']) == sorted(r['img_path'])
         # DDP averages the ranks' gradients = the gradient of the mean loss
-        assert (a['loss'] + b['loss']) / 2 == pytest.approx(r['loss'],
-                                                             rel=1e-5)
+        mean = (a['loss'] + b['loss']) / 2
+        assert mean == pytest.approx(r['loss'], rel=1e-5)
     # training moved the loss, so the comparison is not trivially at init
     assert ref[-1]['loss'] < ref[0]['loss']
 

@@ -1,21 +1,23 @@
-"""End to end: tools/train.py on the quick-start config, interrupted and resumed,
-and 2-process CPU training with torchrun (gloo)."""
-import json
+"""End to end: tools/train.py on the quick-start config, interrupted and
+resumed, and 2-process CPU training with torchrun (gloo). The processes are
+started by the fork server of tests/fault_runs.py."""
 import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
-from tests.conftest import REPO_ROOT, run_tool
+from tests.fault_runs import popen, prestart
+from tests.fault_runs import run_python as run_tool
 
 CONFIG = 'configs/quickstart/unet_tiny_synthetic_ce.py'
+
+# the fork server of the runs imports while pytest collects the tests
+prestart()
 SHORT = [
     'train_dataloader.dataset.length=32', 'val_dataloader.dataset.length=8',
     'test_dataloader.dataset.length=8', 'default_hooks.logger.interval=1'
@@ -35,11 +37,10 @@ def test_train_interrupt_resume(tmp_path):
         'default_hooks.checkpoint.max_keep_ckpts=3'
     ]
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-    proc = subprocess.Popen(
-        [sys.executable, 'tools/train.py', CONFIG, '--work-dir',
-         str(work), '--cfg-options'] + opts,
-        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = popen(
+        ['tools/train.py', CONFIG, '--work-dir', str(work), '--cfg-options'] +
+        opts, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
     try:
         deadline = time.time() + 240
         while not (work / 'iter_10.pth').exists():

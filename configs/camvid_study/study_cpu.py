@@ -89,7 +89,13 @@ losses = dict(
         base='mmseg_longtail::_base_/losses/pat.py',
         name='pat',
         title='PAT',
-        sweep=dict(tau=[1.0, 2.0])))
+        sweep=dict(tau=[1.0, 2.0])),
+    # the newer losses with the paper grid's two settings each
+    recall=_base_.losses.recall,
+    seesaw=_base_.losses.seesaw,
+    eqlv2=_base_.losses.eqlv2,
+    efl=_base_.losses.efl,
+    topk=_base_.losses.topk)
 schedule = dict(base='schedule_cpu.py')
 # every setting with seed 0; the selected setting of each loss, and CE, with
 # seeds 1 and 2 as well (mean +- std over three seeds)

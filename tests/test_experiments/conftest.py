@@ -16,7 +16,7 @@ def grid():
 
 @pytest.fixture(scope='session')
 def rendered(tmp_path_factory):
-    """The 17 rendered configs of the CamVid CPU study (no training) on a
+    """The 27 rendered configs of the CamVid CPU study (no training) on a
     CamVid layout of empty files with the real training sequences, with a
     stats file holding the counts of the carved training split: (work root,
     stats file, plan, split -> stems)."""

@@ -74,13 +74,19 @@ CLASSES = ['Sky', 'Building', 'Pole', 'Road', 'Pavement', 'Tree',
 LOSS_TYPES = dict(ce='CrossEntropyLoss', focal='SoftmaxFocalLoss',
                   cb='ClassBalancedLoss', cbfocal='ClassBalancedLoss',
                   bms='BalancedSoftmaxLoss', ldam='LDAMLoss',
-                  blv='BLVLoss', pat='PATLoss')
+                  blv='BLVLoss', pat='PATLoss', recall='RecallLoss',
+                  seesaw='SeesawLoss', eqlv2='EQLv2Loss',
+                  efl='EqualizedFocalLoss', topk='TopKCrossEntropyLoss')
 COUNTED = {'cb', 'cbfocal', 'bms', 'ldam', 'blv'}
+# configs/_base_/losses/<file>.py where the file is not named as the key
+BASES = dict(efl='equalized_focal', topk='topk_ce')
 # the settings of each loss, in the spec's order (CE has no sweep)
 TAGS = dict(ce=[''], focal=['gamma1', 'gamma2'],
             cb=['bmed', 'b0.9999-img'], cbfocal=['bmed', 'b0.9999-img'],
             bms=['tau0p5', 'tau1'], ldam=['s1-drw', 's5-drw'],
-            blv=['sigma2', 'sigma4'], pat=['tau1', 'tau2'])
+            blv=['sigma2', 'sigma4'], pat=['tau1', 'tau2'],
+            recall=['batch', 'running'], seesaw=['p0p4', 'p0p8'],
+            eqlv2=['mu0p8', 'mu0p9'], efl=['s4', 's8'], topk=['k10', 'k25'])
 # the options each setting sets on its loss base's loss_decode
 DRW = dict(drw_start_iter=1920, drw_beta='median')
 OPTIONS = {
@@ -99,9 +105,20 @@ OPTIONS = {
     ('blv', 'sigma4'): dict(sigma=4.0),
     ('pat', 'tau1'): dict(tau=1.0),
     ('pat', 'tau2'): dict(tau=2.0),
+    ('recall', 'batch'): dict(recall='batch'),
+    ('recall', 'running'): dict(recall='running'),
+    ('seesaw', 'p0p4'): dict(p=0.4),
+    ('seesaw', 'p0p8'): dict(p=0.8),
+    ('eqlv2', 'mu0p8'): dict(mu=0.8),
+    ('eqlv2', 'mu0p9'): dict(mu=0.9),
+    ('efl', 's4'): dict(s=4.0),
+    ('efl', 's8'): dict(s=8.0),
+    ('topk', 'k10'): dict(k=10.0),
+    ('topk', 'k25'): dict(k=25.0),
 }
 TITLES = dict(ce='CE', focal='Focal', cb='CB', cbfocal='CBFocal', bms='BMS',
-              ldam='LDAM', blv='BLV', pat='PAT')
+              ldam='LDAM', blv='BLV', pat='PAT', recall='Recall',
+              seesaw='Seesaw', eqlv2='EQLv2', efl='EFL', topk='TopK CE')
 # the name pieces of the CPU study's runs: UNet-c8 without an auxiliary
 # head, batch 8, 2400 iterations, 144x192 crops
 TAIL = '_unet-s5-c8_fcn-noaux_1xb8-2400i_camvid-144x192'

@@ -43,24 +43,24 @@ def test_further_seeds_wait_for_the_sweep(grid):
 def test_camvid_cells_order_and_patterns():
     st = camvid_study()
     cells, pending = plan_cells(st)
-    # the 15 settings at seed 0 (CE first, then the spec's order), then
-    # CE's seeds 1 and 2; the 7 swept losses wait for their sweep
+    # the 25 settings at seed 0 (CE first, then the spec's order), then
+    # CE's seeds 1 and 2; the 12 swept losses wait for their sweep
     sweep = [C(lo, 0, t) for lo in TAGS for t in TAGS[lo]]
-    assert len(sweep) == 15
+    assert len(sweep) == 25
     assert cells == sweep + [C('ce', 1), C('ce', 2)]
-    assert len(cells) == 17 == len(set(cells))
+    assert len(cells) == 27 == len(set(cells))
     assert pending == [('camvid', 'unet', lo) for lo in TAGS if lo != 'ce']
     # once a loss's setting is selected its seeds 1 and 2 are planned too,
     # after the sweep, seed by seed
     cells, pending = plan_cells(st, {('camvid', 'unet', 'pat'): 'tau2'})
     assert cells == sweep + [C('ce', 1), C('pat', 1, 'tau2'), C('ce', 2),
                              C('pat', 2, 'tau2')]
-    assert ('camvid', 'unet', 'pat') not in pending and len(pending) == 6
+    assert ('camvid', 'unet', 'pat') not in pending and len(pending) == 11
     chosen = {('camvid', 'unet', lo): TAGS[lo][-1] for lo in TAGS
               if lo != 'ce'}
     cells, pending = plan_cells(st, chosen)
-    assert pending == [] and len(cells) == 15 + 2 * 8 == 31
-    assert cells[15:] == [C(lo, s, TAGS[lo][-1]) for s in (1, 2)
+    assert pending == [] and len(cells) == 25 + 2 * 13 == 51
+    assert cells[25:] == [C(lo, s, TAGS[lo][-1]) for s in (1, 2)
                           for lo in TAGS]
     # selection of cells by globs: a loss key or <loss>:<tag>
     assert filter_cells(st, cells, losses=['ldam:s5*'], seeds=[0]) == [

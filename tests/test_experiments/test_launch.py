@@ -92,14 +92,14 @@ def test_camvid_dry_run_plan_writes_nothing(tmp_path):
     work, results = tmp_path / 'study', tmp_path / 'results'
     common = ['--work-root', work, '--results-dir', results, '--dry-run']
     out = run_in_process(['tools/grid.py', '--study', SPEC] + common).stdout
-    assert '17 cells selected' in out
-    assert ('7 (data set, model, loss) groups wait for their sweep before '
+    assert '27 cells selected' in out
+    assert ('12 (data set, model, loss) groups wait for their sweep before '
             'their further seeds are planned') in out
     keys = re.findall(PLANNED.format('camvid'), out, re.M)
     assert keys == [C(lo, 0, t).key for lo in TAGS for t in TAGS[lo]] + [
         'camvid/unet/ce/seed1', 'camvid/unet/ce/seed2']
     cmds = [ln for ln in out.splitlines() if 'tools/train.py' in ln]
-    assert len(cmds) == 17 and all('--resume' in c for c in cmds)
+    assert len(cmds) == 27 and all('--resume' in c for c in cmds)
     assert str(work / f'cb-b0.9999-img{TAIL}_seed0') in out
     assert 'randomness.seed=2' in cmds[-1]
     assert 'class statistics (camvid): ' in out
@@ -356,7 +356,7 @@ def test_reproduce_command_smoke(tmp_path, camvid_root):
     run_tool(['tools/collect_results.py', '--study', SPEC, '--results-dir',
               results, '--page', page])
     md = page.read_text()
-    assert numbers(r'(\d+) of (\d+) runs', md) == (1, 17)
+    assert numbers(r'(\d+) of (\d+) runs', md) == (1, 27)
     assert ('--cfg-options ' + ' '.join(tiny)) in md
     rep = f'{record["report"]["summary"]["mIoU"]:.2f}'
     assert row(table_after(section(md, '## Results')),

@@ -54,10 +54,10 @@ def camvid_page(tmp_path_factory):
 def test_header_counts_and_commands(camvid_page):
     md, _, st, page, root = camvid_page
     assert md.startswith(f'# {st.title}\n')
-    # 17 planned runs, plus seeds 1 and 2 of Focal and BMS, whose sweeps
-    # finished; CB, CBFocal, LDAM, BLV and PAT wait for theirs
-    assert numbers(r'(\d+) of (\d+) runs', md) == (10, 21)
-    assert numbers(r'(\d+) groups wait', md) == (5, )
+    # 27 planned runs, plus seeds 1 and 2 of Focal and BMS, whose sweeps
+    # finished; the other ten swept losses wait for theirs
+    assert numbers(r'(\d+) of (\d+) runs', md) == (10, 31)
+    assert numbers(r'(\d+) groups wait', md) == (10, )
     # the reproduce and regenerate commands
     assert f'python tools/grid.py --study {SPEC}' in md
     assert (f'python tools/collect_results.py --study {SPEC} {root} '
@@ -83,12 +83,12 @@ def test_setup_table(camvid_page):
     assert '`configs/camvid_study/camvid_144x192.py`' in setup['input']
     # the seeds of every setting, then each loss's selected setting's
     assert setup['seeds'].startswith('0 ')
-    assert re.findall(r'(\w+) 0, 1, 2', setup['seeds']) == list(
+    assert re.findall(r'(\w[\w ]*?) 0, 1, 2', setup['seeds']) == list(
         TITLES.values())
     # each loss's base and its settings' labels, in the spec's order
     losses = setup['losses'].split('; ')
     assert [x.split(':')[0] for x in losses
-            if re.match(r'\w+: `', x)] == list(TITLES.values())
+            if re.match(r'[\w ]+: `', x)] == list(TITLES.values())
     assert losses[0] == 'CE: `configs/_base_/losses/ce.py`'
     assert ('LDAM: `configs/_base_/losses/ldam.py` swept over `s=1, DRW`'
             in setup['losses'])
@@ -272,8 +272,8 @@ def test_runs_table(camvid_page):
                         'wall', 'train s/iter', 'last 3', 'converged',
                         'selection mIoU', 'report mIoU', 'report tail']
     status = column(table, 'status')
-    assert len(status) == 21
-    assert sorted(status.values()).count('not run yet') == 21 - 10 - 2
+    assert len(status) == 31
+    assert sorted(status.values()).count('not run yet') == 31 - 10 - 2
     assert sorted(status.values()).count('done') == 10
     assert row(table, f'ce{TAIL}_seed1') == [
         'UNet-c8', 'CE', '1', 'done', '2400', '8:20', '0.50', '0.50', 'yes',
@@ -338,15 +338,18 @@ def test_selection_never_reads_the_report_split(tmp_path):
 
 def test_page_without_any_run(tmp_path):
     page = tmp_path / 'camvid.md'
+    # an empty work root: not the study's default, where runs may be going
+    (tmp_path / 'work').mkdir()
     run_in_process(['tools/collect_results.py', '--study', SPEC,
-                    '--results-dir', tmp_path / 'none', '--page', page])
+                    tmp_path / 'work', '--results-dir', tmp_path / 'none',
+                    '--page', page])
     md = page.read_text()
-    assert numbers(r'(\d+) of (\d+) runs', md) == (0, 17)
-    assert numbers(r'(\d+) groups wait', md) == (7, )
+    assert numbers(r'(\d+) of (\d+) runs', md) == (0, 27)
+    assert numbers(r'(\d+) groups wait', md) == (12, )
     runs = md_tables(section(md, '## Runs'))
     # the runs table only: no totals of finished runs
     assert len(runs) == 1
-    assert list(column(runs[0], 'status').values()) == ['not run yet'] * 17
+    assert list(column(runs[0], 'status').values()) == ['not run yet'] * 27
     assert row(runs[0], f'pat-tau2{TAIL}_seed0')[:3] == [
         'UNet-c8', 'PAT (tau=2)', '0']
     # nothing finished: no seed spread, no comparison with CE, no per-class
@@ -355,7 +358,7 @@ def test_page_without_any_run(tmp_path):
     assert headings == ['Setup', 'Results', 'Selection', 'Runs']
     # the selection table lists every setting, none scored yet
     sel = table_after(section(md, '## Selection'))
-    assert len(sel) == 1 + 14
+    assert len(sel) == 1 + 24
     assert row(sel, 'LDAM (s=5, DRW)') == [''] and row(sel,
                                                        'PAT (tau=2)') == ['']
     for table in md_tables(section(md, '## Results')):

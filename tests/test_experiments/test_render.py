@@ -1,6 +1,6 @@
 """mmseg_longtail.experiments.render: the auxiliary-head choices, a study's
 data base (carved training and selection lists, the report split), and the
-CamVid CPU study's 17 rendered configs against their bases; every setting
+CamVid CPU study's 27 rendered configs against their bases; every setting
 builds and takes one optimiser step."""
 import copy
 import os.path as osp
@@ -150,7 +150,7 @@ def test_rendered_configs(rendered):
     from mmengine.config import Config
     from mmseg.registry import DATASETS
     work, stats, plan, stems = rendered
-    assert len(plan) == 17
+    assert len(plan) == 27
     assert [e.cell for e in plan] == plan_cells(camvid_study())[0]
     data = str(work / 'camvid')
     splits = work / 'results' / 'splits' / 'camvid'
@@ -162,7 +162,7 @@ def test_rendered_configs(rendered):
     for e in plan:
         by_setting.setdefault((e.cell.loss, e.cell.variant), set()).add(
             e.config)
-    assert len(by_setting) == 15
+    assert len(by_setting) == 25
     assert all(len(v) == 1 for v in by_setting.values())
     for e in plan:
         cfg = Config.fromfile(e.config)
@@ -241,7 +241,7 @@ def test_rendered_configs(rendered):
 
 
 def test_every_setting_trains_one_step(rendered):
-    """Each of the 15 settings builds from its rendered config and takes
+    """Each of the 25 settings builds from its rendered config and takes
     one optimiser step on a tiny batch on the study's model (finite loss,
     weights change, no auxiliary head), with its options in the built
     loss."""

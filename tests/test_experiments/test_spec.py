@@ -8,7 +8,7 @@ import pytest
 
 from mmseg_longtail.experiments import Carve, SpecError, load_study
 from tests.conftest import REPO_ROOT
-from tests.test_experiments.helpers import (COUNTED, DRW, OPTIONS, SPEC,
+from tests.test_experiments.helpers import (BASES, COUNTED, DRW, OPTIONS, SPEC,
                                             SPEC_DIR, TAGS, TITLES,
                                             camvid_study, spec_rel)
 
@@ -81,7 +81,7 @@ def test_camvid_spec():
     assert unet.file_name == 'unet-s5-c8_fcn-noaux'
     assert spec_rel(unet.base) == osp.join('configs', 'camvid_study',
                                            'models', 'unet-s5-c8.py')
-    # eight losses, every one but CE swept over two settings
+    # thirteen losses, every one but CE swept over two settings
     assert list(st.losses) == list(TAGS)
     for lo, loss in st.losses.items():
         assert [v.tag for v in loss.variants] == TAGS[lo], lo
@@ -89,8 +89,8 @@ def test_camvid_spec():
             assert v.options_dict == OPTIONS[(lo, v.tag)], (lo, v.tag)
         assert loss.counted == (lo in COUNTED), lo
         assert loss.title == TITLES[lo]
-        assert spec_rel(loss.base) == osp.join('configs', '_base_',
-                                               'losses', f'{lo}.py')
+        assert spec_rel(loss.base) == osp.join(
+            'configs', '_base_', 'losses', f'{BASES.get(lo, lo)}.py')
     ldam = st.losses['ldam']
     assert [ldam.label(v) for v in ldam.variants] == [
         'LDAM (s=1, DRW)', 'LDAM (s=5, DRW)']
@@ -175,7 +175,7 @@ def test_full_res_variant_uses_grid_bases(grid):
                 want['drw_start_iter'] = 24000
             assert v.options_dict == want, (lo, v.tag)
     cells, pending = plan_cells(st)
-    assert len(cells) == 15 * 2 + 2 * 2 and len(pending) == 7 * 2
+    assert len(cells) == 25 * 2 + 2 * 2 and len(pending) == 12 * 2
     assert run_name(st, C('pat', 1, 'tau2', 'deeplabv3plus')) == (
         'pat-tau2_deeplabv3plus_r50-d8_1xb4-30k_camvid-360x480_seed1')
     assert run_name(st, C('ce', 0)) == (

@@ -11,8 +11,8 @@ from .cells import Cell, filter_cells, plan_cells, run_name, sweep_cells
 from .collect import Results, gather
 from .records import RecordError, RunRecord, RunStatus, SplitMetrics
 from .selection import Selection, report_selected, select_variants
-from .spec import (Carve, DatasetSpec, LossSpec, ModelSpec, SpecError,
-                   Study, Variant, load_study)
+from .spec import (Carve, DatasetSpec, LossSpec, ModelSpec, SpecError, Study,
+                   Variant, load_study)
 
 __all__ = [
     'Carve', 'Cell', 'DatasetSpec', 'LossSpec', 'ModelSpec', 'RecordError',

@@ -1,18 +1,17 @@
 """Cells: one training run each, expanded from a study spec.
 
-A cell is (data set, model, loss, loss variant, seed). Its config is shared
-by every seed (the seed is set by the launcher); its work dir and run name
-end in ``_seed<N>``. Names follow mmseg's
+A cell is (data set, model, loss, loss variant, seed); its config is shared
+by its seeds. Names follow mmseg's
 ``{algorithm}_{model}_{gpus}xb{batch}-{schedule}_{dataset}-{crop}`` with the
-loss (and its variant tag) as the algorithm, e.g.
+loss and its variant tag as the algorithm and ``_seed<N>`` appended, e.g.
 ``ldam-s5-drw_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480_seed0``.
 """
 import fnmatch
-import functools
+import itertools
 from dataclasses import asdict, dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .spec import GPUS, DatasetSpec, Study, Variant
+from .spec import GPUS, Study
 
 
 @dataclass(frozen=True)
@@ -43,25 +42,12 @@ class Cell:
                    seed=int(d.get('seed') or 0))
 
 
-@functools.lru_cache(maxsize=None)
-def dataset_facts(base: str) -> Tuple[int, Tuple[int, int]]:
-    """(train batch size, crop size) of a data set base config; a base that
-    lacks what cells need fails naming the key."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(base)
-    for key in ('num_classes', 'crop_size', 'class_stats_file'):
-        if key not in cfg:
-            raise KeyError(f'{base} defines no `{key}`, which grid cells '
-                           'need (see docs/grid.md)')
-    return int(cfg.train_dataloader.batch_size), tuple(cfg.crop_size)
-
-
 def stem(study: Study, dataset: str, model: str, loss_name: str) -> str:
     """mmseg-style config stem of a data set, model and loss name piece."""
-    ds: DatasetSpec = study.datasets[dataset]
-    batch, (h, w) = dataset_facts(ds.base)
-    return (f'{loss_name}_{study.models[model].file_name}_{GPUS}xb{batch}-'
-            f'{study.schedule_name}_{ds.name}-{h}x{w}')
+    ds = study.datasets[dataset]
+    h, w = ds.crop_size
+    return (f'{loss_name}_{study.models[model].file_name}_{GPUS}xb'
+            f'{ds.batch_size}-{study.schedule_name}_{ds.name}-{h}x{w}')
 
 
 def config_stem(study: Study, cell: Cell) -> str:
@@ -76,74 +62,54 @@ def run_name(study: Study, cell: Cell) -> str:
     return f'{config_stem(study, cell)}_seed{cell.seed}'
 
 
-def variant_of(study: Study, cell: Cell) -> Variant:
-    return study.losses[cell.loss].variant(cell.variant)
-
-
 # ------------------------------------------------------------- expansion
-def _order(study: Study):
-    loss_rank = {lo: i for i, lo in enumerate(
-        list(study.priority) + [x for x in study.losses
-                                if x not in study.priority])}
-    ds_rank = {d: i for i, d in enumerate(study.datasets)}
-    model_rank = {m: i for i, m in enumerate(study.models)}
+def _in_order(study: Study, cells: Iterable[Cell]) -> List[Cell]:
+    """Seed by seed (``seeds``, then the further ones), then data set, loss
+    (``priority`` first), variant and model."""
+    datasets, models = list(study.datasets), list(study.models)
+    losses = list(dict.fromkeys(list(study.priority) + list(study.losses)))
 
-    def key(phase: int, seed_pos: int, cell: Cell, variant_pos: int):
-        return (phase, seed_pos, ds_rank[cell.dataset], loss_rank[cell.loss],
-                variant_pos, model_rank[cell.model])
-    return key
+    def key(c: Cell) -> tuple:
+        tags = [v.tag for v in study.losses[c.loss].variants]
+        return (study.seeds_of(c.loss).index(c.seed),
+                datasets.index(c.dataset), losses.index(c.loss),
+                tags.index(c.variant), models.index(c.model))
+
+    return sorted(cells, key=key)
 
 
 def sweep_cells(study: Study) -> List[Cell]:
     """Every variant of every loss on every model and data set, with the
     study's ``seeds``: the runs that the selection compares."""
-    key = _order(study)
-    out = []
-    for d in study.datasets:
-        for m in study.models:
-            for lo, loss in study.losses.items():
-                for vi, v in enumerate(loss.variants):
-                    for si, s in enumerate(study.seeds):
-                        c = Cell(d, m, lo, v.tag, s)
-                        out.append((key(0, si, c, vi), c))
-    return [c for _, c in sorted(out, key=lambda x: x[0])]
+    return _in_order(study, [
+        Cell(d, m, lo, v.tag, s) for d in study.datasets
+        for m in study.models for lo, loss in study.losses.items()
+        for v in loss.variants for s in study.seeds
+    ])
 
 
 def plan_cells(study: Study,
                selected: Optional[Dict[Tuple[str, str, str], str]] = None
                ) -> Tuple[List[Cell], List[Tuple[str, str, str]]]:
-    """(cells, pending groups) of a study.
-
-    The cells are the sweep (:func:`sweep_cells`), then, for each (data set,
-    model, loss), its selected variant with the further seeds
-    (``selected_seeds`` and the loss's ``extra_seeds``). A loss with one
-    setting needs no selection; for the others ``selected`` maps the group
-    to the chosen variant's tag once its sweep has finished
-    (:func:`~mmseg_longtail.experiments.selection.select_variants`), and
-    groups not yet selected are returned as pending.
-    """
-    key = _order(study)
-    cells = sweep_cells(study)
+    """(cells, pending groups) of a study: the sweep, then each (data set,
+    model, loss)'s selected variant with the further seeds
+    (``selected_seeds`` and the loss's ``extra_seeds``). ``selected`` maps
+    a group to its chosen variant's tag once its sweep has finished
+    (:func:`~mmseg_longtail.experiments.selection.select_variants`); a loss
+    with one setting needs none, groups without one are pending."""
     extra, pending = [], []
-    for d in study.datasets:
-        for m in study.models:
-            for lo, loss in study.losses.items():
-                seeds = study.final_seeds(lo)
-                if not seeds:
-                    continue
-                if len(loss.variants) == 1:
-                    tag = loss.variants[0].tag
-                else:
-                    tag = (selected or {}).get((d, m, lo))
-                    if tag is None:
-                        pending.append((d, m, lo))
-                        continue
-                vi = [v.tag for v in loss.variants].index(tag)
-                for s in seeds:
-                    c = Cell(d, m, lo, tag, s)
-                    pos = len(study.seeds) + study.final_seeds(lo).index(s)
-                    extra.append((key(1, pos, c, vi), c))
-    return cells + [c for _, c in sorted(extra, key=lambda x: x[0])], pending
+    for d, m, lo in itertools.product(study.datasets, study.models,
+                                      study.losses):
+        seeds, variants = study.final_seeds(lo), study.losses[lo].variants
+        if not seeds:
+            continue
+        tag = (variants[0].tag if len(variants) == 1 else
+               (selected or {}).get((d, m, lo)))
+        if tag is None:
+            pending.append((d, m, lo))
+        else:
+            extra += [Cell(d, m, lo, tag, s) for s in seeds]
+    return sweep_cells(study) + _in_order(study, extra), pending
 
 
 # ------------------------------------------------------------- selection
@@ -161,17 +127,6 @@ def match(key: str, patterns: Optional[Sequence[str]]) -> bool:
                                for p in patterns)
 
 
-def check_patterns(axes, where: str = '') -> None:
-    """Raise a ValueError for a glob pattern that matches no key of its
-    axis (``axes``: (name, patterns, keys) triples), so a typo such as
-    ``--losses pta`` does not silently select nothing."""
-    for axis, patterns, keys in axes:
-        for p in patterns or ():
-            if not any(fnmatch.fnmatchcase(k, p) for k in keys):
-                raise ValueError(f'--{axis}: {p!r} matches none of '
-                                 f'{where}{list(keys)}')
-
-
 def filter_cells(study: Study, cells: Sequence[Cell],
                  datasets: Optional[Sequence[str]] = None,
                  models: Optional[Sequence[str]] = None,
@@ -179,13 +134,17 @@ def filter_cells(study: Study, cells: Sequence[Cell],
                  seeds: Optional[Sequence[int]] = None) -> List[Cell]:
     """Cells matching the glob patterns (none given: all); a loss pattern
     matches the loss key or ``<loss>:<variant tag>``. A pattern that
-    matches nothing is an error."""
+    matches nothing is a ValueError (a typo must not select nothing)."""
     loss_keys = list(study.losses) + [
         f'{lo}:{v.tag}' for lo, loss in study.losses.items()
         for v in loss.variants if v.tag]
-    check_patterns((('datasets', datasets, study.datasets),
-                    ('models', models, study.models),
-                    ('losses', losses, loss_keys)), "the study's ")
+    for axis, patterns, keys in (('datasets', datasets, study.datasets),
+                                 ('models', models, study.models),
+                                 ('losses', losses, loss_keys)):
+        for p in patterns or ():
+            if not any(fnmatch.fnmatchcase(k, p) for k in keys):
+                raise ValueError(f"--{axis}: {p!r} matches none of the "
+                                 f"study's {list(keys)}")
     return [c for c in cells
             if match(c.dataset, datasets) and match(c.model, models)
             and (match(c.loss, losses) or (c.variant and match(

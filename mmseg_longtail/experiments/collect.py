@@ -2,10 +2,8 @@
 
 A run is identified by what it says of itself: its committed record, or the
 ``grid_status.json`` the launcher writes into its work dir, both carrying
-the cell. :func:`gather` merges the records of a study's results folder with
-the work dirs found under some roots; a finished run is taken from its
-record when there is one. Unfinished and failed runs are kept apart (the
-runs table lists them; result tables never use them).
+the cell. A finished run is taken from its record when there is one;
+unfinished and failed runs are kept apart (only the runs table lists them).
 """
 import glob
 import json
@@ -17,16 +15,15 @@ from typing import Dict, List, Optional, Sequence
 
 from .cells import Cell
 from .records import (STATUS_FILE, RecordError, RunRecord, RunStatus,
-                      SplitMetrics, last_checkpoint_iter,
-                      latest_metric_record, load_run_records, metric_curve)
+                      SplitMetrics, last_checkpoint_iter, latest_metric_record,
+                      load_run_records, metric_curve)
 from .selection import select_variants
 from .spec import REPO_ROOT, Study
 
 
 def find_run_dirs(roots: Sequence[str]) -> List[str]:
-    """Work dirs below ``roots`` that hold a launcher status (the
-    launcher's ``_grid`` folder is not entered). A missing root is an
-    error."""
+    """Work dirs below ``roots`` with a launcher status, outside the
+    launcher's ``_grid`` folder. A missing root is an error."""
     found = []
     for root in roots:
         if not osp.isdir(root):
@@ -40,9 +37,9 @@ def find_run_dirs(roots: Sequence[str]) -> List[str]:
 
 
 def train_seconds_per_iter(run_dir: str) -> Optional[float]:
-    """Mean training ``time`` per iteration in mmengine's scalars.json files
-    (each record averages the logger interval; data loading included); a
-    line cut short by a kill is skipped."""
+    """Mean training ``time`` per iteration (data loading included) in
+    mmengine's scalars.json files; a line cut short by a kill is
+    skipped."""
     times = []
     for path in glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json')):
         with open(path) as f:
@@ -82,10 +79,9 @@ def git_commit() -> Optional[str]:
 
 def record_from_work_dir(study: Study, run_dir: str,
                          status: Optional[RunStatus] = None) -> RunRecord:
-    """What a work dir holds, as a run record of the cell its status names
-    (``state`` says whether it finished). The selection metrics come from
-    the last validation, the report metrics from the evaluation of the final
-    checkpoint on the report split (LongTailIoUMetric's records)."""
+    """A work dir as a run record of the cell its status names (``state``
+    says whether it finished): selection metrics from the last validation,
+    report metrics from the test of the final checkpoint."""
     status = status or RunStatus.read(run_dir)
     if status is None:
         raise RecordError(f'{run_dir}: no {STATUS_FILE} (not a run of '
@@ -119,28 +115,22 @@ class Results:
     others: List[RunRecord] = field(default_factory=list)
     problems: List[str] = field(default_factory=list)
 
-    @property
-    def all_runs(self) -> List[RunRecord]:
-        return list(self.finished.values()) + self.others
-
-    def selections(self, metric: Optional[str] = None):
-        return select_variants(self.study, self.finished, metric)
+    def selections(self):
+        return select_variants(self.study, self.finished)
 
 
 def gather(study: Study, roots: Sequence[str] = (),
            use_records: bool = True) -> Results:
     """The study's committed records plus the runs in work dirs under
-    ``roots``. A bad record raises (naming its file); a work dir whose files
-    cannot be read is listed in ``problems`` and kept out of the results."""
+    ``roots``. A bad record raises; a work dir that cannot be read, or
+    of another study, is listed in ``problems`` and left out."""
     res = Results(study)
-    if use_records:
-        for rec in load_run_records(study.results_dir):
-            if rec.study != study.name:
-                raise RecordError(
-                    f'{RunRecord.path_in(study.results_dir, rec.name)}: a '
-                    f'record of the study {rec.study!r}, not '
-                    f'{study.name!r}')
-            res.finished[Cell.from_dict(rec.cell)] = rec
+    for rec in load_run_records(study.results_dir if use_records else None):
+        if rec.study != study.name:
+            raise RecordError(
+                f'{RunRecord.path_in(study.results_dir, rec.name)}: a '
+                f'record of the study {rec.study!r}, not {study.name!r}')
+        res.finished[Cell.from_dict(rec.cell)] = rec
     for run_dir in find_run_dirs(roots):
         try:
             rec = record_from_work_dir(study, run_dir)
@@ -153,7 +143,7 @@ def gather(study: Study, roots: Sequence[str] = (),
         if rec.study != study.name:
             res.problems.append(f'{run_dir}: a run of the study '
                                 f'{rec.study!r}, not {study.name!r}')
-        elif rec.finished_ok:
+        elif rec.state == 'done' and rec.selection is not None:
             res.finished[cell] = rec
         else:
             res.others.append(rec)

@@ -1,18 +1,16 @@
-"""The commands behind tools/grid.py, tools/collect_results.py and
-tools/misc/generate_grid_configs.py: each tool parses its arguments and
-calls one function here."""
-import os
+"""The commands of tools/grid.py, tools/collect_results.py and
+tools/misc/generate_grid_configs.py (each tool parses its arguments)."""
 import os.path as osp
 from dataclasses import replace
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from .collect import gather
 from .launch import LaunchOptions, SlurmOptions, make_plan, run_study
 from .page import StudyPage
-from .records import RecordError
+from .records import RecordError, atomic_write_text
 from .render import write_leaf_configs
 from .spec import SpecError, Study, StudySource
-from .tables import TABLES, PaperTables
+from .tables import PaperTables
 
 
 def _load(source: StudySource) -> Study:
@@ -22,12 +20,11 @@ def _load(source: StudySource) -> Study:
         raise SystemExit(f'--study: {e}')
 
 
-def grid(source: StudySource, datasets: Sequence[str] = (),
-         models: Sequence[str] = (), losses: Sequence[str] = (),
-         seeds: Optional[Sequence[int]] = None,
-         launch: LaunchOptions = LaunchOptions(),
-         slurm: Optional[SlurmOptions] = None) -> int:
-    """Plan and run a study's cells (the paper grid without a spec)."""
+def grid(source: StudySource, datasets: Sequence[str],
+         models: Sequence[str], losses: Sequence[str],
+         seeds: Optional[Sequence[int]], launch: LaunchOptions,
+         slurm: SlurmOptions) -> int:
+    """Plan and run a study's cells."""
     s = _load(source)
     try:
         plan = make_plan(s, datasets, models, losses, seeds, launch.dry_run)
@@ -36,19 +33,16 @@ def grid(source: StudySource, datasets: Sequence[str] = (),
     return run_study(s, plan, launch, slurm, source)
 
 
-def collect(source: StudySource, roots: Sequence[str] = (),
-            page: Optional[str] = None, tables: Sequence[str] = TABLES,
-            select_metric: Optional[str] = None,
-            out_dir: Optional[str] = None,
-            formats: Sequence[str] = ('md', 'csv', 'tex'),
-            print_format: str = 'md', no_records: bool = False) -> int:
+def collect(source: StudySource, roots: Sequence[str], page: Optional[str],
+            tables: Sequence[str], select_metric: Optional[str],
+            out_dir: Optional[str], formats: Sequence[str],
+            print_format: str, no_records: bool) -> int:
     """Tables (or with ``page`` the study's page) from a study's run
     records and the work dirs under ``roots``."""
     s = _load(source)
     if select_metric:
         s = replace(s, select_metric=select_metric)
-    if not roots and osp.isdir(s.work_root):
-        roots = [s.work_root]
+    roots = roots or ([s.work_root] if osp.isdir(s.work_root) else [])
     try:
         results = gather(s, roots, use_records=not no_records)
     except (RecordError, FileNotFoundError) as e:
@@ -78,16 +72,15 @@ def collect(source: StudySource, roots: Sequence[str] = (),
         for t in built:
             print(t.render(print_format))
     if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
         for t in built:
             for fmt in formats:
-                with open(osp.join(out_dir, f'{t.name}.{fmt}'), 'w') as f:
-                    f.write(t.render(fmt))
+                atomic_write_text(osp.join(out_dir, f'{t.name}.{fmt}'),
+                                  t.render(fmt))
         print(f'wrote {len(built) * len(formats)} files to {out_dir}')
     return 0
 
 
-def generate_configs(study: Optional[str] = None, check: bool = False) -> int:
+def generate_configs(study: Optional[str], check: bool) -> int:
     """Write (or check) the committed leaf configs of a spec with a
     ``config_dir`` (the paper grid's configs/grid/<loss>/)."""
     s = _load(StudySource(study))
@@ -100,7 +93,4 @@ def generate_configs(study: Optional[str] = None, check: bool = False) -> int:
     n = len(s.datasets) * len(s.models) * len(s.losses)
     print(f'{n} leaf configs of {s.name}, {len(changes)} '
           + ('out of date' if check else 'changed'))
-    return 1 if check and changes else 0
-
-
-__all__: List[str] = ['grid', 'collect', 'generate_configs']
+    return int(check and bool(changes))

@@ -1,13 +1,8 @@
-"""The selection protocol: pick each loss's variant on the selection split,
-report it on the report split.
-
-For every (data set, model, loss) the variant with the best mean selection
-metric over the sweep seeds wins (ties: the first in the spec); only the
-``selection`` metrics of the run records are read for that. The chosen
-variant is then reported with its ``report`` metrics as mean +- sample std
-over all its seeds (sweep and further seeds).
-"""
-import math
+"""The selection protocol: for every (data set, model, loss) the variant
+with the best mean ``selection`` metric over the sweep seeds wins (ties:
+the first in the spec); it is reported with its ``report`` metrics as mean
++- sample std over all its seeds."""
+import statistics
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -20,11 +15,8 @@ Group = Tuple[str, str, str]
 
 def mean_std(values: Sequence[float]) -> Tuple[float, Optional[float]]:
     """Mean and sample standard deviation (None for a single value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, None
-    return mean, math.sqrt(sum((v - mean)**2 for v in values) / (n - 1))
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return statistics.mean(values), std
 
 
 @dataclass
@@ -33,10 +25,8 @@ class Selection:
     group: Group
     variant: str
     metric: str
-    # variant tag -> mean selection metric over its finished sweep seeds
-    scores: Dict[str, Optional[float]]
-    # every sweep run of every variant finished: the choice is final
-    complete: bool
+    scores: Dict[str, Optional[float]]  # tag -> mean over finished seeds
+    complete: bool  # every sweep run finished: the choice is final
 
 
 @dataclass
@@ -52,8 +42,7 @@ class Reported:
         return [int(r.cell['seed']) for r in self.runs]
 
     def values(self, key: str, split: str = 'report') -> List[float]:
-        """``key`` of each seed's run on ``split`` ('report' or
-        'selection')."""
+        """``key`` of each seed's run on ``split``."""
         if split not in ('report', 'selection'):
             raise ValueError(f"split must be 'report' or 'selection', got "
                              f'{split!r}')
@@ -64,8 +53,8 @@ class Reported:
 
 def select_variants(study: Study, records: Dict[Cell, RunRecord],
                     metric: Optional[str] = None) -> Dict[Group, Selection]:
-    """The chosen variant of every group that has a finished sweep run.
-    Reads only the selection split's metrics."""
+    """The chosen variant of every group with a finished sweep run, from
+    the selection split's metrics only."""
     metric = metric or study.select_metric
     by_group: Dict[Group, List[Cell]] = {}
     for c in sweep_cells(study):
@@ -74,17 +63,14 @@ def select_variants(study: Study, records: Dict[Cell, RunRecord],
     for group, cells in by_group.items():
         scores: Dict[str, Optional[float]] = {}
         for v in study.losses[group[2]].variants:
-            vals = [records[c].selection.summary[metric] for c in cells
-                    if c.variant == v.tag and c in records
-                    and records[c].selection.summary.get(metric) is not None]
-            scores[v.tag] = mean_std(vals)[0] if vals else None
-        scored = [(s, -i, t) for i, (t, s) in enumerate(scores.items())
-                  if s is not None]
-        if not scored:
-            continue
-        best = max(scored)[2]
-        out[group] = Selection(group, best, metric, scores,
-                               all(c in records for c in cells))
+            vals = [records[c].selection.summary.get(metric) for c in cells
+                    if c.variant == v.tag and c in records]
+            vals = [x for x in vals if x is not None]
+            scores[v.tag] = statistics.mean(vals) if vals else None
+        scored = [t for t, s in scores.items() if s is not None]
+        if scored:  # max: the first of equal scores
+            out[group] = Selection(group, max(scored, key=scores.get), metric,
+                                   scores, all(c in records for c in cells))
     return out
 
 

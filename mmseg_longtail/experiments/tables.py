@@ -1,18 +1,9 @@
-"""A study's tables from its results, in markdown, CSV and LaTeX; the
-results page is built from the same tables.
+"""A study's tables in markdown, CSV and LaTeX (the page uses them too).
 
 Rows are losses in the spec's order; a number is the mean ± sample std over
-the seeds of the loss's selected variant on the report split (blank where no
-run has finished). The variant goes into the row label (``LDAM (s=5)``), or
-next to the number where the selection differs between columns.
-
-* ``table3`` (per model): loss x data set: mIoU, aAcc, Dice error;
-* ``table4`` (per data set): loss x model: mIoU;
-* ``table6`` (per data set and model): per-class IoU;
-* ``groups`` (per model): loss x data set: head / body / tail mIoU;
-* ``selection`` (per data set): every setting's selection-split mean, the
-  chosen one in bold;
-* ``runs``: one row per run, finished or not, with its convergence.
+the seeds of the loss's selected variant on the report split, blank where
+no run has finished. The variant goes into the row label, or next to the
+number where the selection differs between columns.
 """
 import csv
 import io
@@ -24,34 +15,25 @@ from .cells import Cell, run_name
 from .collect import Results, format_duration
 from .selection import Reported, mean_std, report_selected
 
-# Column label, format, and whether larger is better (for the bold best).
-METRIC_FMT = {
-    'mIoU': ('mIoU', '{:.2f}', True),
-    'aAcc': ('aAcc', '{:.2f}', True),
-    'mAcc': ('mAcc', '{:.2f}', True),
-    'mDice': ('mDice', '{:.2f}', True),
-    'DiceErr': ('DiceErr', '{:.4f}', False),
-    'mIoU_head': ('head', '{:.2f}', True),
-    'mIoU_body': ('body', '{:.2f}', True),
-    'mIoU_tail': ('tail', '{:.2f}', True),
-    # LongTailIoUMetric's optional keys (see OPTIONAL_METRICS)
-    'mPrecision': ('mPrecision', '{:.2f}', True),
-    'mRecall': ('mRecall', '{:.2f}', True),
-    'mIoU_img': ('image mIoU', '{:.2f}', True),
-    'mIoU_img_worst': ('worst-q% image mIoU', '{:.2f}', True),
-    'ECE': ('ECE', '{:.4f}', False),
-    'SCE': ('SCE', '{:.4f}', False),
-    'mIoU_ci_low': ('mIoU CI low', '{:.2f}', None),
-    'mIoU_ci_high': ('mIoU CI high', '{:.2f}', None),
-    'mIoU_tail_ci_low': ('tail CI low', '{:.2f}', None),
-    'mIoU_tail_ci_high': ('tail CI high', '{:.2f}', None),
-    'mIoU_img_cls': ('mIoU^C', '{:.2f}', True),
-}
+# metric -> (column label, format, whether larger is better: the best of a
+# column is bold; None: no better direction)
+METRIC_FMT = {k: (label, '{:.2f}', True) for k, label in (
+    ('mIoU', 'mIoU'), ('aAcc', 'aAcc'), ('mAcc', 'mAcc'), ('mDice', 'mDice'),
+    ('mIoU_head', 'head'), ('mIoU_body', 'body'), ('mIoU_tail', 'tail'),
+    ('mPrecision', 'mPrecision'), ('mRecall', 'mRecall'),
+    ('mIoU_img', 'image mIoU'), ('mIoU_img_worst', 'worst-q% image mIoU'),
+    ('mIoU_img_cls', 'mIoU^C'))}
+METRIC_FMT.update({k: (k, '{:.4f}', False)
+                   for k in ('DiceErr', 'ECE', 'SCE')})
+# the bounds of the bootstrap intervals
+METRIC_FMT.update({f'{k}_ci_{b}': (f'{label} CI {b}', '{:.2f}', None)
+                   for k, label in (('mIoU', 'mIoU'), ('mIoU_tail', 'tail'))
+                   for b in ('low', 'high')})
 # head / body / tail by the other frequency (image or pixel counts)
 METRIC_FMT.update({f'mIoU_{g}_{kind}freq': (f'{g} ({kind})', '{:.2f}', True)
                    for g in ('head', 'body', 'tail') for kind in ('img',
                                                                   'pix')})
-# shown only where some record has them
+# LongTailIoUMetric's optional keys: shown only where some record has them
 OPTIONAL_METRICS = ('mPrecision', 'mRecall', 'mIoU_img', 'mIoU_img_worst',
                     'mIoU_img_cls', 'ECE', 'SCE', 'mIoU_ci_low',
                     'mIoU_ci_high', 'mIoU_tail_ci_low', 'mIoU_tail_ci_high'
@@ -66,27 +48,20 @@ TABLES = ('table3', 'table4', 'table6', 'groups', 'selection', 'runs')
 CONVERGED_LAST, CONVERGED_SPREAD, CONVERGED_MIN_EVALS = 3, 1.0, 6
 
 
-def curve_spread(curve: Sequence[dict],
-                 metric: str = 'mIoU') -> Optional[float]:
-    """Max - min of ``metric`` over the last evaluations of a validation
-    curve; None when the curve is too short to judge convergence."""
-    values = [p[metric] for p in curve if p.get(metric) is not None]
+def curve_spread(curve: Sequence[dict]) -> Optional[float]:
+    """Max - min of the mIoU of the last evaluations of a validation curve;
+    None when the curve is too short to judge convergence."""
+    values = [p['mIoU'] for p in curve if p.get('mIoU') is not None]
     if len(values) < CONVERGED_MIN_EVALS:
         return None
     return max(values[-CONVERGED_LAST:]) - min(values[-CONVERGED_LAST:])
 
 
-def converged_mark(spread: Optional[float]) -> str:
-    if spread is None:
-        return 'too few'
-    return 'yes' if spread <= CONVERGED_SPREAD else 'no'
-
-
-def present_metrics(summaries, keys: Sequence[str] = OPTIONAL_METRICS
-                    ) -> List[str]:
-    """The ``keys`` that at least one summary holds a number for."""
+def present_metrics(summaries) -> List[str]:
+    """The optional metrics that at least one summary has a number for."""
     summaries = [s for s in summaries if s]
-    return [k for k in keys if any(s.get(k) is not None for s in summaries)]
+    return [k for k in OPTIONAL_METRICS
+            if any(s.get(k) is not None for s in summaries)]
 
 
 def fmt_mean_std(values: Sequence[float], fmt: str = '{:.2f}') -> str:
@@ -112,12 +87,9 @@ Key = Tuple[str, str]  # (column group, column)
 
 class Table:
     """Rows x (group, column) cells: a float, a list of per-seed floats
-    (shown as mean ± std, compared by the mean), text or None (blank).
-
-    ``fmt`` maps a column to ``(format, larger_better)``: the best mean of a
-    column with a direction is bold. A row's ``notes`` (key -> text) follow
-    its numbers; its ``marks`` (keys) are bold as well.
-    """
+    (mean ± std), text or None (blank). ``fmt``: column -> (format, larger
+    is better or None). A row's ``notes`` (key -> text) follow its numbers;
+    its ``marks`` (keys) are bold, like the best mean of a column."""
 
     def __init__(self, name: str, title: str, row_label: str,
                  groups: List[Tuple[str, List[str]]],
@@ -127,6 +99,12 @@ class Table:
         self.groups, self.col_labels, self.fmt = groups, col_labels, fmt
         self.left = left
         self.rows: List[Tuple[str, Dict, Dict, set]] = []
+
+    @classmethod
+    def plain(cls, name: str, title: str, row_label: str,
+              cols: List[str], larger: Optional[bool]) -> 'Table':
+        return cls(name, title, row_label, [('', cols)], {c: c for c in cols},
+                   {c: ('{:.2f}', larger) for c in cols})
 
     def add_row(self, label: str, values: Dict[Key, object],
                 notes: Optional[Dict[Key, str]] = None, marks=()) -> None:
@@ -142,17 +120,7 @@ class Table:
             v = mean_std(v)[0] if v else None
         return v if isinstance(v, float) and math.isfinite(v) else None
 
-    def _best(self) -> Dict[Key, float]:
-        best = {}
-        for key in self.keys:
-            larger = self.fmt[key[1]][1]
-            vals = {self._number(v.get(key)) for _, v, _, _ in self.rows}
-            vals.discard(None)
-            if larger is not None and len(vals) > 1:
-                best[key] = max(vals) if larger else min(vals)
-        return best
-
-    def cell(self, values, key, notes=None) -> str:
+    def cell(self, values, key, notes) -> str:
         v, fmt = values.get(key), self.fmt[key[1]][0]
         if isinstance(v, (list, tuple)):
             text = fmt_mean_std(v, fmt)
@@ -160,7 +128,7 @@ class Table:
             text = fmt.format(v) if math.isfinite(v) else ''
         else:
             text = '' if v is None else str(v)
-        note = (notes or {}).get(key)
+        note = notes.get(key)
         return f'{text} ({note})' if note and text else text
 
     def header(self) -> List[str]:
@@ -168,18 +136,22 @@ class Table:
             f'{g} {self.col_labels[c]}'.strip() for g, c in self.keys]
 
     def text_rows(self, bold, escape=str) -> List[List[str]]:
-        best = self._best()
+        best = {}
+        for key in self.keys:
+            larger = self.fmt[key[1]][1]
+            vals = {self._number(v.get(key)) for _, v, _, _ in self.rows}
+            vals.discard(None)
+            if larger is not None and len(vals) > 1:
+                best[key] = max(vals) if larger else min(vals)
         rows = []
         for label, values, notes, marks in self.rows:
-            cells = [escape(label)]
+            rows.append([escape(label)])
             for key in self.keys:
                 text = escape(self.cell(values, key, notes))
-                num = self._number(values.get(key))
-                if text and (key in marks or (
-                        num is not None and best.get(key) == num)):
-                    text = bold(text)
-                cells.append(text)
-            rows.append(cells)
+                top = key in best and best[key] == self._number(
+                    values.get(key))
+                rows[-1].append(bold(text) if text and (
+                    key in marks or top) else text)
         return rows
 
     def to_markdown(self, title: bool = True) -> str:
@@ -188,9 +160,8 @@ class Table:
 
     def to_csv(self) -> str:
         buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator='\n')
-        writer.writerow(self.header())
-        writer.writerows(self.text_rows(str))
+        csv.writer(buf, lineterminator='\n').writerows(
+            [self.header()] + self.text_rows(str))
         return buf.getvalue()
 
     def to_latex(self) -> str:
@@ -220,9 +191,9 @@ class Table:
 class PaperTables:
     """Builds the tables of one study's results."""
 
-    def __init__(self, results: Results, metric: Optional[str] = None):
+    def __init__(self, results: Results):
         self.results, self.study = results, results.study
-        self.selections = results.selections(metric)
+        self.selections = results.selections()
         self.reported: Dict[Tuple, Reported] = report_selected(
             self.study, results.finished, self.selections)
 
@@ -230,58 +201,57 @@ class PaperTables:
         rep = self.reported.get((d, m, lo))
         return rep if rep and rep.runs else None
 
-    def label(self, d: str, m: str, lo: str) -> str:
-        """The loss's row label: its reported setting, its only one, or its
-        title."""
-        rep, loss = self.rep(d, m, lo), self.study.losses[lo]
-        if rep:
-            return rep.label
-        return (loss.label(loss.variants[0]) if len(loss.variants) == 1
-                else loss.title)
-
     def present(self, axis: int) -> List[str]:
+        """The data sets (axis 0) or models (1) with a finished run."""
         keys = list(self.study.datasets if axis == 0 else self.study.models)
         seen = {c.group[axis] for c in self.results.finished}
         return [k for k in keys if k in seen]
 
-    def _loss_rows(self, table: Table, columns, value_of) -> None:
-        """One row per loss; ``columns``: (column key, (d, m)) pairs;
-        ``value_of(reported, key)`` the per-seed values of a column."""
-        for lo, loss in self.study.losses.items():
-            values, labels = {}, {}
-            for key, (d, m) in columns:
-                rep = self.rep(d, m, lo)
-                values[key] = value_of(rep, key) if rep else None
-                if rep:
-                    labels[key] = loss.variant(rep.variant).label
-            if len(set(labels.values())) > 1:
-                # selections differ between columns: say which where
-                table.add_row(loss.title, values,
-                              {k: t for k, t in labels.items() if t})
-            else:
-                # no columns (nothing finished yet): the loss's own label
-                d, m = next((g for k, g in columns if k in labels),
-                            columns[0][1] if columns else (None, None))
-                table.add_row(self.label(d, m, lo), values)
+    def reported_runs(self, d: str, m: str) -> list:
+        return [r for rep in self.reported.values()
+                if rep.group[:2] == (d, m) for r in rep.runs]
 
-    @staticmethod
-    def _fmt(keys: Sequence[str]):
-        return ({k: METRIC_FMT[k][0] for k in keys},
-                {k: METRIC_FMT[k][1:] for k in keys})
+    def _loss_rows(self, table: Table, columns: Dict[Key, Tuple[str, str]],
+                   value_of) -> None:
+        """One row per loss; ``columns``: key -> (data set, model);
+        ``value_of(reported, key)``: the per-seed values of a cell."""
+        for lo, loss in self.study.losses.items():
+            reps = {k: self.rep(d, m, lo) for k, (d, m) in columns.items()}
+            values = {k: value_of(r, k) if r else None
+                      for k, r in reps.items()}
+            notes = {k: loss.variant(r.variant).label
+                     for k, r in reps.items() if r}
+            if len(set(notes.values())) > 1:
+                # selections differ between columns: say which where
+                table.add_row(loss.title, values, notes)
+            else:
+                # the reported setting, the only one, or the title
+                rep = next((r for r in reps.values() if r), None)
+                only = len(loss.variants) == 1
+                table.add_row(rep.label if rep else loss.label(
+                    loss.variants[0]) if only else loss.title, values)
 
     def summary(self, model: str, metrics: Sequence[str], name: str,
                 title: str, datasets: Optional[Sequence[str]] = None
                 ) -> Table:
-        """Loss x (data set, metric) of one model; a single data set's
-        columns are not prefixed with its title."""
+        """Loss x (data set, metric) of one model (or ``seeds``); a single
+        data set's columns are not prefixed with its title."""
         datasets = list(datasets or self.present(0))
         groups = [('' if len(datasets) == 1 else
                    self.study.datasets[d].title, list(metrics))
                   for d in datasets]
-        table = Table(name, title, 'Loss', groups, *self._fmt(metrics))
-        cols = [((g, k), (d, model)) for (g, ks), d in zip(groups, datasets)
-                for k in ks]
-        self._loss_rows(table, cols, lambda rep, key: rep.values(key[1]))
+        fmt = dict(METRIC_FMT, seeds=('seeds', '', None))
+        table = Table(name, title, 'Loss', groups,
+                      {k: fmt[k][0] for k in metrics},
+                      {k: fmt[k][1:] for k in metrics})
+
+        def value_of(rep, key):
+            if key[1] == 'seeds':
+                return ', '.join(map(str, rep.seeds))
+            return rep.values(key[1])
+
+        self._loss_rows(table, {(g, k): (d, model) for (g, ks), d in zip(
+            groups, datasets) for k in ks}, value_of)
         return table
 
     def table3(self, model: str) -> Table:
@@ -298,164 +268,129 @@ class PaperTables:
 
     def metrics(self, dataset: str, model: str) -> Table:
         """Every summary metric the runs of one model have, and the seeds."""
-        runs = [r for rep in self.reported.values()
-                if rep.group[:2] == (dataset, model) for r in rep.runs]
         keys = list(PAGE_METRICS) + present_metrics(
-            r.report.summary for r in runs)
-        table = self.summary(model, keys, f'metrics_{dataset}_{model}',
-                             self.study.models[model].title, [dataset])
-        table.groups[0][1].append('seeds')
-        table.col_labels['seeds'], table.fmt['seeds'] = 'seeds', ('', None)
-        for (_, values, _, _), lo in zip(table.rows, self.study.losses):
-            rep = self.rep(dataset, model, lo)
-            values[('', 'seeds')] = ', '.join(map(str, rep.seeds)) \
-                if rep else None
-        return table
+            r.report.summary for r in self.reported_runs(dataset, model))
+        return self.summary(model, keys + ['seeds'],
+                            f'metrics_{dataset}_{model}',
+                            self.study.models[model].title, [dataset])
 
     def table4(self, dataset: str) -> Table:
         models = self.present(1) or list(self.study.models)
         cols = [self.study.models[m].title for m in models]
-        table = Table(
+        table = Table.plain(
             f'table4_{dataset}',
             f'Table 4: loss x model, {self.study.datasets[dataset].title} '
-            '(report split, mIoU %)', 'Loss', [('', cols)],
-            {c: c for c in cols}, {c: ('{:.2f}', True) for c in cols})
-        self._loss_rows(table, [(('', c), (dataset, m))
-                                for m, c in zip(models, cols)],
-                        lambda rep, k: rep.values('mIoU'))
+            '(report split, mIoU %)', 'Loss', cols, True)
+        self._loss_rows(table, {('', c): (dataset, m)
+                                for m, c in zip(models, cols)},
+                        lambda rep, key: rep.values('mIoU'))
         return table
 
     def classes(self, dataset: str, model: str) -> Optional[List[str]]:
-        return next((r.classes for rep in self.reported.values()
-                     if rep.group[:2] == (dataset, model)
-                     for r in rep.runs if r.classes), None)
+        return next((r.classes for r in self.reported_runs(dataset, model)
+                     if r.classes), None)
 
     def table6(self, dataset: str, model: str,
                order: Optional[Sequence[int]] = None,
                names: Optional[Sequence[str]] = None) -> Optional[Table]:
-        """Per-class IoU; ``order``: the class indices to show (default all)
-        and ``names`` their column labels."""
+        """Per-class IoU of the classes ``order`` (default all), with the
+        column labels ``names``."""
         classes = self.classes(dataset, model)
         if classes is None:
             return None
-        order = list(order if order is not None else range(len(classes)))
+        order = list(range(len(classes)) if order is None else order)
         names = list(names or [classes[i] for i in order])
-        table = Table(
-            f'table6_{dataset}_{model}',
-            'Table 6: per-class IoU (%), '
+        table = Table.plain(
+            f'table6_{dataset}_{model}', 'Table 6: per-class IoU (%), '
             f'{self.study.datasets[dataset].title}, '
             f'{self.study.models[model].title} (report split)', 'Loss',
-            [('', names)], {c: c for c in names},
-            {c: ('{:.2f}', True) for c in names})
+            names, True)
         index = dict(zip(names, order))
 
         def per_class(rep, key):
             i = index[key[1]]
-            vals = [r.report.per_class_iou[i] for r in rep.runs
+            return [r.report.per_class_iou[i] for r in rep.runs
                     if r.classes == classes and r.report.per_class_iou
-                    and r.report.per_class_iou[i] is not None]
-            return vals or None
+                    and r.report.per_class_iou[i] is not None] or None
 
-        self._loss_rows(table, [(('', c), (dataset, model)) for c in names],
+        self._loss_rows(table, {('', c): (dataset, model) for c in names},
                         per_class)
         return table
 
     def selection(self, dataset: str) -> Optional[Table]:
-        """Each swept setting's mean selection metric over the sweep seeds
-        per model; the chosen one bold (``so far`` while the sweep is
-        unfinished)."""
+        """Each swept setting's mean selection metric per model, the chosen
+        one bold (``so far`` while its sweep is unfinished)."""
         study = self.study
-        models = list(study.models)
-        cols = [study.models[m].title for m in models]
-        table = Table(
+        cols = {m: study.models[m].title for m in study.models}
+        table = Table.plain(
             f'selection_{dataset}', f'Selection: mean {study.select_metric} '
             f'(%) on the selection split, {study.datasets[dataset].title}',
-            'Setting', [('', cols)], {c: c for c in cols},
-            {c: ('{:.2f}', None) for c in cols})
+            'Setting', list(cols.values()), None)
         for lo, loss in study.losses.items():
-            if len(loss.variants) < 2:
-                continue
-            for v in loss.variants:
-                values, notes, marks = {}, {}, []
-                for m, c in zip(models, cols):
-                    sel = self.selections.get((dataset, m, lo))
-                    values[('', c)] = sel.scores.get(v.tag) if sel else None
-                    if sel and sel.variant == v.tag:
-                        marks.append(('', c))
-                        if not sel.complete:
-                            notes[('', c)] = 'so far'
-                table.add_row(loss.label(v), values, notes, marks)
+            sels = {('', c): self.selections.get((dataset, m, lo))
+                    for m, c in cols.items()}
+            for v in loss.variants if len(loss.variants) > 1 else ():
+                marks = [k for k, s in sels.items()
+                         if s and s.variant == v.tag]
+                table.add_row(loss.label(v), {
+                    k: s.scores.get(v.tag) if s else None
+                    for k, s in sels.items()}, {
+                        k: 'so far' for k in marks
+                        if not sels[k].complete}, marks)
         return table if table.rows else None
 
     def runs(self, planned: Sequence[Cell] = (),
              dataset: Optional[str] = None) -> Table:
         """Every run (of ``dataset``), and the ``planned`` cells without one
         (``not run yet``), by name."""
+        study, finished = self.study, self.results.finished
         runs = {Cell.from_dict(r.cell): r for r in self.results.others}
-        runs.update(self.results.finished)
-        runs = {c: r for c, r in runs.items()
-                if dataset is None or c.dataset == dataset}
-        extra = present_metrics(r.report.summary for r in runs.values()
-                                if r.report)
-        cols = (['model', 'loss', 'seed', 'status', 'iters', 'wall',
-                 'train s/iter', f'last {CONVERGED_LAST}', 'converged',
-                 'selection mIoU', 'mIoU', 'mIoU_tail'] + extra)
-        fmt = {c: ('{:.2f}', None) for c in cols}
-        fmt.update({k: (METRIC_FMT[k][1], None) for k in extra})
-        labels = {c: c for c in cols}
-        labels.update({k: f'report {METRIC_FMT[k][0]}'
-                       for k in ['mIoU', 'mIoU_tail'] + extra})
-        table = Table('runs', 'All runs', 'Run', [('', cols)], labels, fmt,
-                      left=3)
-        study, rows = self.study, []
+        runs.update(finished)
+        runs = {c: r for c, r in runs.items() if dataset in (None, c.dataset)}
+        reported = ['mIoU', 'mIoU_tail'] + present_metrics(
+            r.report.summary for r in runs.values() if r.report)
+        cols = ['model', 'loss', 'seed', 'status', 'iters', 'wall',
+                'train s/iter', f'last {CONVERGED_LAST}', 'converged',
+                'selection mIoU'] + reported
+        table = Table(
+            'runs', 'All runs', 'Run', [('', cols)],
+            {c: f'report {METRIC_FMT[c][0]}' if c in reported else c
+             for c in cols},
+            {c: (METRIC_FMT[c][1] if c in reported else '{:.2f}', None)
+             for c in cols}, left=3)
+        rows = []
         for c in dict.fromkeys(list(planned) + list(runs)):
-            r = runs.get(c)
-            loss = study.losses.get(c.loss)
+            r, loss = runs.get(c), study.losses.get(c.loss)
             known = loss is not None and any(v.tag == c.variant
                                              for v in loss.variants)
-            values = {
-                'model': getattr(study.models.get(c.model), 'title',
-                                 c.model),
-                'loss': loss.label(loss.variant(c.variant)) if known else
-                f'{c.loss}:{c.variant}', 'seed': str(c.seed)}
-            if r is None:
-                values['status'] = 'not run yet'
-            else:
-                spread = (curve_spread(r.curve or [])
-                          if c in self.results.finished else None)
-                sel = r.selection.summary if r.selection else {}
+            cells = [getattr(study.models.get(c.model), 'title', c.model),
+                     loss.label(loss.variant(c.variant)) if known else
+                     f'{c.loss}:{c.variant}', str(c.seed), 'not run yet']
+            if r is not None:
+                spread = curve_spread(r.curve or []) if c in finished else None
+                converged = 'too few' if spread is None else (
+                    'yes' if spread <= CONVERGED_SPREAD else 'no')
                 rep = r.report.summary if r.report else {}
-                values.update({
-                    'status': r.state, 'iters': r.iters and str(r.iters),
-                    'wall': format_duration(r.wall_s),
-                    'train s/iter': r.train_s_per_iter,
-                    f'last {CONVERGED_LAST}': spread,
-                    'converged': (converged_mark(spread)
-                                  if c in self.results.finished else None),
-                    'selection mIoU': sel.get('mIoU')})
-                values.update({k: rep.get(k) for k in ['mIoU', 'mIoU_tail']
-                               + extra})
+                cells[3:] = [
+                    r.state, r.iters and str(r.iters),
+                    format_duration(r.wall_s), r.train_s_per_iter, spread,
+                    converged if c in finished else None,
+                    r.selection.summary.get('mIoU') if r.selection else None
+                ] + [rep.get(k) for k in reported]
             name = r.name if r else (run_name(study, c) if known else c.key)
-            rows.append((name, {('', k): v for k, v in values.items()}))
+            rows.append((name, dict(zip(table.keys, cells))))
         for name, values in sorted(rows, key=lambda x: x[0]):
             table.add_row(name, values)
         return table
 
     def build(self, which: Sequence[str] = TABLES) -> List[Table]:
+        """The tables named in ``which``, in the order of TABLES."""
         models, datasets = self.present(1), self.present(0)
-        tables: List[Table] = []
-        if 'table3' in which:
-            tables += [self.table3(m) for m in models]
-        if 'table4' in which:
-            tables += [self.table4(d) for d in datasets]
-        if 'table6' in which:
-            tables += [t for d in datasets for m in models
-                       if (t := self.table6(d, m)) is not None]
-        if 'groups' in which:
-            tables += [self.groups(m) for m in models]
-        if 'selection' in which:
-            tables += [t for d in datasets
-                       if (t := self.selection(d)) is not None]
-        if 'runs' in which:
-            tables.append(self.runs())
-        return tables
+        args = dict(table3=[(m, ) for m in models],
+                    table4=[(d, ) for d in datasets],
+                    table6=[(d, m) for d in datasets for m in models],
+                    groups=[(m, ) for m in models],
+                    selection=[(d, ) for d in datasets], runs=[()])
+        tables = [getattr(self, name)(*a) for name in TABLES
+                  if name in which for a in args[name]]
+        return [t for t in tables if t is not None]

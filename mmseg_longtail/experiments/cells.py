@@ -1,17 +1,14 @@
-"""Cells: one training run each, expanded from a study spec.
-
-A cell is (data set, model, loss, loss variant, seed); its config is shared
-by its seeds. Names follow mmseg's
-``{algorithm}_{model}_{gpus}xb{batch}-{schedule}_{dataset}-{crop}`` with the
-loss and its variant tag as the algorithm and ``_seed<N>`` appended, e.g.
-``ldam-s5-drw_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480_seed0``.
-"""
+"""Cells: one training run each, (data set, model, loss, variant, seed),
+named as mmseg names configs with the loss as the algorithm, e.g.
+``ldam-s5-drw_unet-s5-d16_fcn-noaux_1xb4-30k_camvid-360x480_seed0``."""
 import fnmatch
 import itertools
 from dataclasses import asdict, dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .spec import GPUS, Study
+
+Group = Tuple[str, str, str]  # (data set, model, loss): variants compete
 
 
 @dataclass(frozen=True)
@@ -23,8 +20,7 @@ class Cell:
     seed: int
 
     @property
-    def group(self) -> Tuple[str, str, str]:
-        """The (data set, model, loss) whose variants compete."""
+    def group(self) -> Group:
         return self.dataset, self.model, self.loss
 
     @property
@@ -42,19 +38,13 @@ class Cell:
                    seed=int(d.get('seed') or 0))
 
 
-def stem(study: Study, dataset: str, model: str, loss_name: str) -> str:
-    """mmseg-style config stem of a data set, model and loss name piece."""
-    ds = study.datasets[dataset]
-    h, w = ds.crop_size
-    return (f'{loss_name}_{study.models[model].file_name}_{GPUS}xb'
-            f'{ds.batch_size}-{study.schedule_name}_{ds.name}-{h}x{w}')
-
-
 def config_stem(study: Study, cell: Cell) -> str:
-    """File stem of a cell's config (no seed)."""
-    loss = study.losses[cell.loss]
-    return stem(study, cell.dataset, cell.model,
-                loss.file_name(loss.variant(cell.variant)))
+    """File stem of a cell's config (its seeds share it)."""
+    ds, loss = study.datasets[cell.dataset], study.losses[cell.loss]
+    h, w = ds.crop_size
+    algo = f'{loss.name}-{cell.variant}' if cell.variant else loss.name
+    return (f'{algo}_{study.models[cell.model].file_name}_{GPUS}xb'
+            f'{ds.batch_size}-{study.schedule_name}_{ds.name}-{h}x{w}')
 
 
 def run_name(study: Study, cell: Cell) -> str:
@@ -62,10 +52,8 @@ def run_name(study: Study, cell: Cell) -> str:
     return f'{config_stem(study, cell)}_seed{cell.seed}'
 
 
-# ------------------------------------------------------------- expansion
 def _in_order(study: Study, cells: Iterable[Cell]) -> List[Cell]:
-    """Seed by seed (``seeds``, then the further ones), then data set, loss
-    (``priority`` first), variant and model."""
+    """By seed, then data set, loss (priority first), variant and model."""
     datasets, models = list(study.datasets), list(study.models)
     losses = list(dict.fromkeys(list(study.priority) + list(study.losses)))
 
@@ -79,8 +67,7 @@ def _in_order(study: Study, cells: Iterable[Cell]) -> List[Cell]:
 
 
 def sweep_cells(study: Study) -> List[Cell]:
-    """Every variant of every loss on every model and data set, with the
-    study's ``seeds``: the runs that the selection compares."""
+    """Every variant of every loss, model and data set with ``seeds``."""
     return _in_order(study, [
         Cell(d, m, lo, v.tag, s) for d in study.datasets
         for m in study.models for lo, loss in study.losses.items()
@@ -88,15 +75,11 @@ def sweep_cells(study: Study) -> List[Cell]:
     ])
 
 
-def plan_cells(study: Study,
-               selected: Optional[Dict[Tuple[str, str, str], str]] = None
-               ) -> Tuple[List[Cell], List[Tuple[str, str, str]]]:
-    """(cells, pending groups) of a study: the sweep, then each (data set,
-    model, loss)'s selected variant with the further seeds
-    (``selected_seeds`` and the loss's ``extra_seeds``). ``selected`` maps
-    a group to its chosen variant's tag once its sweep has finished
-    (:func:`~mmseg_longtail.experiments.selection.select_variants`); a loss
-    with one setting needs none, groups without one are pending."""
+def plan_cells(study: Study, selected: Optional[Dict[Group, str]] = None
+               ) -> Tuple[List[Cell], List[Group]]:
+    """(cells, pending groups): the sweep, then each group's selected
+    variant (``selected``: group -> tag, or the loss's only one) with its
+    ``final_seeds``; groups without one are pending."""
     extra, pending = [], []
     for d, m, lo in itertools.product(study.datasets, study.models,
                                       study.losses):
@@ -112,13 +95,10 @@ def plan_cells(study: Study,
     return sweep_cells(study) + _in_order(study, extra), pending
 
 
-# ------------------------------------------------------------- selection
 def split_patterns(values: Optional[Iterable[str]]) -> List[str]:
     """``['ce,pat', 'cb*']`` -> ``['ce', 'pat', 'cb*']``."""
-    out: List[str] = []
-    for value in values or ():
-        out += [v.strip() for v in str(value).split(',') if v.strip()]
-    return out
+    return [v.strip() for value in values or () for v in str(value).split(',')
+            if v.strip()]
 
 
 def match(key: str, patterns: Optional[Sequence[str]]) -> bool:
@@ -132,9 +112,8 @@ def filter_cells(study: Study, cells: Sequence[Cell],
                  models: Optional[Sequence[str]] = None,
                  losses: Optional[Sequence[str]] = None,
                  seeds: Optional[Sequence[int]] = None) -> List[Cell]:
-    """Cells matching the glob patterns (none given: all); a loss pattern
-    matches the loss key or ``<loss>:<variant tag>``. A pattern that
-    matches nothing is a ValueError (a typo must not select nothing)."""
+    """Cells matching the glob patterns (none given: all; a loss pattern
+    may name ``<loss>:<tag>``); a pattern matching nothing is an error."""
     loss_keys = list(study.losses) + [
         f'{lo}:{v.tag}' for lo, loss in study.losses.items()
         for v in loss.variants if v.tag]
@@ -142,7 +121,7 @@ def filter_cells(study: Study, cells: Sequence[Cell],
                                  ('models', models, study.models),
                                  ('losses', losses, loss_keys)):
         for p in patterns or ():
-            if not any(fnmatch.fnmatchcase(k, p) for k in keys):
+            if not any(match(k, [p]) for k in keys):
                 raise ValueError(f"--{axis}: {p!r} matches none of the "
                                  f"study's {list(keys)}")
     return [c for c in cells

@@ -1,10 +1,5 @@
-"""Runs of a study: committed run records, and work dirs read into records.
-
-A run is identified by what it says of itself: its committed record, or the
-``grid_status.json`` the launcher writes into its work dir, both carrying
-the cell. A finished run is taken from its record when there is one;
-unfinished and failed runs are kept apart (only the runs table lists them).
-"""
+"""A study's runs: its committed records and the work dirs (named by the
+launcher's status) read into records; unfinished and failed runs apart."""
 import glob
 import json
 import os
@@ -22,8 +17,7 @@ from .spec import REPO_ROOT, Study
 
 
 def find_run_dirs(roots: Sequence[str]) -> List[str]:
-    """Work dirs below ``roots`` with a launcher status, outside the
-    launcher's ``_grid`` folder. A missing root is an error."""
+    """Work dirs with a status under ``roots``, outside ``_grid`` folders."""
     found = []
     for root in roots:
         if not osp.isdir(root):
@@ -37,16 +31,14 @@ def find_run_dirs(roots: Sequence[str]) -> List[str]:
 
 
 def train_seconds_per_iter(run_dir: str) -> Optional[float]:
-    """Mean training ``time`` per iteration (data loading included) in
-    mmengine's scalars.json files; a line cut short by a kill is
-    skipped."""
+    """Mean training ``time`` per iteration in mmengine's scalars.json."""
     times = []
     for path in glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json')):
         with open(path) as f:
             for line in f:
                 try:
                     rec = json.loads(line)
-                except ValueError:
+                except ValueError:  # a line cut short by a kill
                     continue
                 if 'time' in rec and 'loss' in rec:
                     times.append(float(rec['time']))
@@ -72,27 +64,23 @@ def git_commit() -> Optional[str]:
                                text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    if head.returncode != 0:
-        return None
-    return head.stdout.strip() + ('+dirty' if dirty.stdout.strip() else '')
+    return None if head.returncode else head.stdout.strip() + (
+        '+dirty' if dirty.stdout.strip() else '')
 
 
 def record_from_work_dir(study: Study, run_dir: str,
                          status: Optional[RunStatus] = None) -> RunRecord:
-    """A work dir as a run record of the cell its status names (``state``
-    says whether it finished): selection metrics from the last validation,
-    report metrics from the test of the final checkpoint."""
+    """A work dir as a record of the cell its status names."""
     status = status or RunStatus.read(run_dir)
     if status is None:
         raise RecordError(f'{run_dir}: no {STATUS_FILE} (not a run of '
                           'tools/grid.py)')
     cell = Cell.from_dict(status.cell)
-    val = latest_metric_record(run_dir, 'val')
-    test = latest_metric_record(run_dir, 'test')
+    val, test = (latest_metric_record(run_dir, s) for s in ('val', 'test'))
     ref = val or test or {}
-    loss = study.losses.get(cell.loss)
-    options = (loss.variant(cell.variant).options_dict if loss and any(
-        v.tag == cell.variant for v in loss.variants) else {})
+    variants = getattr(study.losses.get(cell.loss), 'variants', ())
+    options = next((v.options_dict for v in variants
+                    if v.tag == cell.variant), {})
     return RunRecord(
         study=status.study or study.name,
         name=osp.basename(osp.normpath(run_dir)), cell=cell.to_dict(),
@@ -121,9 +109,8 @@ class Results:
 
 def gather(study: Study, roots: Sequence[str] = (),
            use_records: bool = True) -> Results:
-    """The study's committed records plus the runs in work dirs under
-    ``roots``. A bad record raises; a work dir that cannot be read, or
-    of another study, is listed in ``problems`` and left out."""
+    """The study's records and work dirs under ``roots``: a bad record
+    raises, a bad work dir or another study's goes to ``problems``."""
     res = Results(study)
     for rec in load_run_records(study.results_dir if use_records else None):
         if rec.study != study.name:

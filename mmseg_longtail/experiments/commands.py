@@ -20,10 +20,9 @@ def _load(source: StudySource) -> Study:
         raise SystemExit(f'--study: {e}')
 
 
-def grid(source: StudySource, datasets: Sequence[str],
-         models: Sequence[str], losses: Sequence[str],
-         seeds: Optional[Sequence[int]], launch: LaunchOptions,
-         slurm: SlurmOptions) -> int:
+def grid(source: StudySource, datasets: Sequence[str], models: Sequence[str],
+         losses: Sequence[str], seeds: Optional[Sequence[int]],
+         launch: LaunchOptions, slurm: SlurmOptions) -> int:
     """Plan and run a study's cells."""
     s = _load(source)
     try:
@@ -37,8 +36,7 @@ def collect(source: StudySource, roots: Sequence[str], page: Optional[str],
             tables: Sequence[str], select_metric: Optional[str],
             out_dir: Optional[str], formats: Sequence[str],
             print_format: str, no_records: bool) -> int:
-    """Tables (or with ``page`` the study's page) from a study's run
-    records and the work dirs under ``roots``."""
+    """Tables (or the page) from a study's records and work dirs."""
     s = _load(source)
     if select_metric:
         s = replace(s, select_metric=select_metric)
@@ -58,8 +56,7 @@ def collect(source: StudySource, roots: Sequence[str], page: Optional[str],
         print(f'wrote {out} ({len(results.finished)} finished runs)')
         return 0
     built = PaperTables(results).build(tables)
-    no_report = [r.name for r in results.finished.values()
-                 if r.report is None]
+    no_report = [r.name for r in results.finished.values() if not r.report]
     if print_format != 'none':
         print(f'{len(results.finished)} finished runs, '
               f'{len(results.others)} unfinished or failed (study '
@@ -81,8 +78,7 @@ def collect(source: StudySource, roots: Sequence[str], page: Optional[str],
 
 
 def generate_configs(study: Optional[str], check: bool) -> int:
-    """Write (or check) the committed leaf configs of a spec with a
-    ``config_dir`` (the paper grid's configs/grid/<loss>/)."""
+    """Write (or check) the leaf configs of a spec with a ``config_dir``."""
     s = _load(StudySource(study))
     if not s.config_dir:
         raise SystemExit(f'{s.path}: the spec sets no `config_dir`; its '

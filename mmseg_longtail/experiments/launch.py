@@ -1,7 +1,6 @@
-"""Run a study's cells one after another, with torchrun, or as a SLURM job
-array. Each cell trains with tools/train.py ``--resume``, is tested once on
-the report split and leaves a run record in the study's results folder; a
-cell with a record is done, so a study goes on from the records alone."""
+"""Run a study's cells one after another, with torchrun or as a SLURM job
+array: each trains (``--resume``), is tested on the report split and leaves
+a run record; a cell with a record is done, so a study resumes from them."""
 import datetime
 import os
 import os.path as osp
@@ -19,13 +18,11 @@ from typing import List, Optional, Sequence
 from ..engine.hooks.preemption_hook import PREEMPTED_EXIT_CODE
 from .cells import Cell, filter_cells, match, plan_cells, run_name
 from .collect import format_duration, gather, git_commit, record_from_work_dir
-from .records import (RecordError, RunRecord, RunStatus, atomic_write_json,
+from .records import (RunRecord, RunStatus, atomic_write_json,
                       atomic_write_text, last_checkpoint, last_checkpoint_iter,
                       pop_stop_reason, read_json)
 from .render import GRID_DIR_NAME, data_base_path, render_cell_configs
 from .spec import REPO_ROOT, TOOLS_DIR, Study, StudySource, rel_path
-
-HEARTBEAT = re.compile(r'Iter\((train|val|test)\)\s*\[\s*\d+/\d+\]')
 
 
 @dataclass
@@ -72,27 +69,17 @@ def _slurm_job_active(job_id: str) -> bool:
     return out.returncode == 0 and bool(out.stdout.strip())
 
 
-def _read_status(work_dir: str, otherwise: str) -> Optional[RunStatus]:
-    """The run status; a corrupt one is warned about and read as none."""
-    try:
-        return RunStatus.read(work_dir)
-    except RecordError as e:
-        print(f'warning: {e}; {otherwise}', flush=True)
-        return None
-
-
 def cell_state(study: Study, name: str, work_dir: str) -> str:
     """done (a record) | running (a live SLURM task) | resume@N | failed |
     new. A finished run without its record resumes: it only tests."""
     if osp.isfile(RunRecord.path_in(study.results_dir, name)):
         return 'done'
-    status = _read_status(work_dir, 'the cell is treated as unfinished (its '
-                          'checkpoints are resumed)')
+    status = RunStatus.read(work_dir, 'the cell is treated as unfinished '
+                            '(its checkpoints are resumed)')
     if (status and status.state in ('running', 'testing')
             and status.slurm_job and _slurm_job_active(status.slurm_job)):
         return 'running'
-    it = last_checkpoint_iter(work_dir)
-    if it is not None:
+    if (it := last_checkpoint_iter(work_dir)) is not None:
         return f'resume@{it}'
     return 'failed' if status and status.state == 'failed' else 'new'
 
@@ -101,12 +88,10 @@ def make_plan(study: Study, datasets: Sequence[str] = (),
               models: Sequence[str] = (), losses: Sequence[str] = (),
               seeds: Optional[Sequence[int]] = None,
               dry_run: bool = False) -> List[PlannedRun]:
-    """The selected cells with their configs (rendered unless ``dry_run``),
-    work dirs and states; a group's further seeds once it is selected."""
-    selections = {g: s.variant
-                  for g, s in gather(study, []).selections().items()
-                  if s.complete}
-    cells, pending = plan_cells(study, selections)
+    """Selected cells (further seeds once selected) with configs, states."""
+    cells, pending = plan_cells(study, {
+        g: s.variant for g, s in gather(study, []).selections().items()
+        if s.complete})
     cells = filter_cells(study, cells, datasets or None, models or None,
                          losses or None, seeds)
     patterns = (datasets, models, [p.split(':')[0] for p in losses or ()])
@@ -118,23 +103,18 @@ def make_plan(study: Study, datasets: Sequence[str] = (),
                   '/'.join(g) for g in pending[:6]) +
               (' ...' if len(pending) > 6 else ''))
     configs = render_cell_configs(study, cells, dry_run)
-    plan = []
-    for c in cells:
-        name = run_name(study, c)
-        work_dir = osp.join(study.work_root, name)
-        plan.append(PlannedRun(c, name, configs[c], work_dir,
-                               cell_state(study, name, work_dir)))
-    return plan
+    names = {c: run_name(study, c) for c in cells}
+    dirs = {c: osp.join(study.work_root, n) for c, n in names.items()}
+    return [PlannedRun(c, names[c], configs[c], dirs[c],
+                       cell_state(study, names[c], dirs[c])) for c in cells]
 
 
 def ensure_class_stats(study: Study, plan: Sequence[PlannedRun],
                        dry_run: bool) -> None:
     """Write the missing class statistics of the planned data sets."""
-    from mmseg_longtail.analysis.class_stats import write_class_stats
     for d in sorted({r.cell.dataset for r in plan}):
-        ds = study.datasets[d]
-        path, base = ds.class_stats_file, data_base_path(study, d)
-        what = f'class statistics ({d}): '
+        ds, base = study.datasets[d], data_base_path(study, d)
+        path, what = ds.class_stats_file, f'class statistics ({d}): '
         if osp.isfile(path):
             print(what + rel_path(path))
         elif dry_run:
@@ -145,6 +125,7 @@ def ensure_class_stats(study: Study, plan: Sequence[PlannedRun],
                              '--data-root (or set data_root in the spec)')
         else:
             print(f'{what}writing {rel_path(path)}', flush=True)
+            from mmseg_longtail.analysis.class_stats import write_class_stats
             write_class_stats(base, path)
 
 
@@ -165,9 +146,7 @@ def tool_command(run: PlannedRun, opts: LaunchOptions,
                 [str(opts.gpus)] + args)
     if opts.launcher != 'slurm':
         raise ValueError(f'unknown launcher {opts.launcher!r}')
-    # one step over the array task's tasks, its port from the job id (array
-    # tasks may share a node); one task needs no process group (SyncBN then
-    # falls back to BN, which matters on CPU nodes)
+    # port from the job id (tasks may share a node); 1 task: no process group
     prelude = ('export MASTER_PORT=${MASTER_PORT:-'
                '$((20000 + SLURM_JOB_ID % 40000))}; exec "$@"')
     return (['srun', '--kill-on-bad-exit=1', 'bash', '-c', prelude,
@@ -181,15 +160,13 @@ def _now() -> str:
 
 def _stream(cmd: List[str], log_path: str, env: dict, verbose: bool,
             prefix: str, got: list) -> int:
-    """Run ``cmd``, its output appended to ``log_path`` and echoed when
-    ``verbose`` (else a heartbeat every 30 s). SIGUSR1 and SIGTERM (a
-    scheduler's warning) go on to ``cmd``; Ctrl-C reaches it from the
-    terminal, so a first SIGINT is only recorded (the training stops with a
-    checkpoint), a second aborts. Signals received are added to ``got``."""
+    """Run ``cmd``, its output appended to ``log_path`` (echoed if ``verbose``,
+    else a heartbeat every 30 s). SIGUSR1 / SIGTERM go on to it, a first
+    SIGINT (Ctrl-C reaches it) is only noted, a second aborts; see ``got``."""
+    heartbeat = re.compile(r'Iter\((train|val|test)\)\s*\[\s*\d+/\d+\]')
     last = 0.0
     with open(log_path, 'a') as log:
-        log.write(f'\n# {_now()} {shlex.join(cmd)}\n')
-        log.flush()
+        print(f'\n# {_now()} {shlex.join(cmd)}', file=log, flush=True)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True,
                                 errors='replace')
@@ -201,17 +178,15 @@ def _stream(cmd: List[str], log_path: str, env: dict, verbose: bool,
                 raise KeyboardInterrupt
             got.append(signum)
 
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            previous = {s: signal.signal(s, handler) for s in (
-                signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)}
+        main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, handler) for s in (
+            signal.SIGUSR1, signal.SIGTERM, signal.SIGINT) if main}
         try:
             for line in proc.stdout:
                 log.write(line)
-                m = None if verbose else HEARTBEAT.search(line)
                 if verbose:
                     sys.stdout.write(line)
-                elif m and time.time() - last > 30:
+                elif time.time() > last + 30 and (m := heartbeat.search(line)):
                     print(f'{prefix}    {m.group(0)}', flush=True)
                     last = time.time()
             return proc.wait()
@@ -225,18 +200,16 @@ def run_cell(study: Study, run: PlannedRun, opts: LaunchOptions,
     """Train, test and record one cell; returns its final status."""
     work_dir = run.work_dir
     os.makedirs(work_dir, exist_ok=True)
-    previous = (_read_status(work_dir, 'writing a new status')
+    previous = (RunStatus.read(work_dir, 'writing a new status')
                 or RunStatus(cell={}))
-    env = dict(os.environ)  # subprocesses import mmseg_longtail from here
-    env['PYTHONPATH'] = os.pathsep.join(
-        p for p in (REPO_ROOT, env.get('PYTHONPATH')) if p)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(  # this checkout
+        p for p in (REPO_ROOT, os.environ.get('PYTHONPATH')) if p))
     if opts.launcher == 'dist':
         with socket.socket() as s:
             s.bind(('127.0.0.1', 0))
             env.setdefault('PORT', str(s.getsockname()[1]))
-    job = env.get('SLURM_JOB_ID')
-    if 'SLURM_ARRAY_JOB_ID' in env:
-        job = f'{env["SLURM_ARRAY_JOB_ID"]}_{env["SLURM_ARRAY_TASK_ID"]}'
+    job = (f'{env["SLURM_ARRAY_JOB_ID"]}_{env["SLURM_ARRAY_TASK_ID"]}'
+           if 'SLURM_ARRAY_JOB_ID' in env else env.get('SLURM_JOB_ID'))
     cmd = tool_command(run, opts)
     status = RunStatus(
         cell=run.cell.to_dict(), config=run.config, work_dir=work_dir,
@@ -245,13 +218,12 @@ def run_cell(study: Study, run: PlannedRun, opts: LaunchOptions,
         command=shlex.join(cmd), host=socket.gethostname(), slurm_job=job,
         started=_now(), attempts=previous.attempts + 1,
         wall_s=previous.wall_s).write()
-    started = time.time()
-    log_path = osp.join(work_dir, 'grid_train.log')
+    started, log_path = time.time(), osp.join(work_dir, 'grid_train.log')
     pop_stop_reason(work_dir)  # a stale one from an earlier attempt
     signals: list = []
     rc = _stream(cmd, log_path, env, opts.verbose, prefix, signals)
-    # 75 from PreemptionHook; srun may report a rank it terminated instead
-    # (--kill-on-bad-exit) when the ranks' exits after the checkpoint race
+    # 75 from PreemptionHook; after a signal, any failure too (srun may
+    # report a rank it killed when the ranks' exits race)
     if rc == PREEMPTED_EXIT_CODE or (signals and rc != 0):
         state = 'preempted'  # the next attempt resumes from the checkpoint
         reason = (f'preempted after iteration {last_checkpoint_iter(work_dir)}'
@@ -268,10 +240,9 @@ def run_cell(study: Study, run: PlannedRun, opts: LaunchOptions,
                          opts.verbose, prefix, [])
             reason = '' if rc == 0 else f'tools/test.py exited {rc}'
         state = 'done' if rc == 0 else 'failed'
-    status.update(
-        state=state, reason=reason, returncode=rc,
-        wall_s=status.wall_s + time.time() - started, finished=_now(),
-        last_iter=last_checkpoint_iter(work_dir))
+    status.update(state=state, reason=reason, returncode=rc, finished=_now(),
+                  wall_s=status.wall_s + time.time() - started,
+                  last_iter=last_checkpoint_iter(work_dir))
     if state == 'done' and study.results_dir:
         rec = record_from_work_dir(study, work_dir, status)
         rec.commit = git_commit()
@@ -283,16 +254,20 @@ def run_cell(study: Study, run: PlannedRun, opts: LaunchOptions,
     return status
 
 
-def sbatch_script(opts: LaunchOptions, slurm: SlurmOptions, plan_path: str,
-                  n: int) -> str:
+def submit_slurm(study: Study, source: StudySource, todo: List[PlannedRun],
+                 opts: LaunchOptions, slurm: SlurmOptions) -> int:
+    """Submit ``todo`` as one job array (``slurm.wait``: wait for it)."""
+    stamp = datetime.datetime.now().strftime('%Y%m%d_%H%M%S')
+    grid_dir = osp.join(study.work_root, GRID_DIR_NAME)
+    plan_path = osp.join(grid_dir, f'plan_{stamp}.json')
+    script_path = osp.join(grid_dir, f'submit_{stamp}.sh')
     gpn = opts.gpus if slurm.gpus_per_node is None else slurm.gpus_per_node
-    array = f'0-{n - 1}' + (f'%{slurm.max_parallel}'
-                            if slurm.max_parallel else '')
+    array = f'0-{len(todo) - 1}' + (f'%{slurm.max_parallel}'
+                                    if slurm.max_parallel else '')
     flags = [f'--job-name={slurm.job_name}', f'--array={array}',
-             f'--ntasks={opts.gpus}',
+             f'--ntasks={opts.gpus}', f'--cpus-per-task={slurm.cpus_per_task}',
              f'--ntasks-per-node={min(gpn or opts.gpus, opts.gpus)}',
-             f'--cpus-per-task={slurm.cpus_per_task}',
-             f'--output={osp.dirname(plan_path)}/logs/%A_%a.out']
+             f'--output={grid_dir}/logs/%A_%a.out']
     flags += [f'--{k}={v}' for k, v in (
         ('gres', gpn > 0 and f'gpu:{gpn}'), ('partition', slurm.partition),
         ('mem', slurm.mem), ('time', slurm.time)) if v]
@@ -301,26 +276,16 @@ def sbatch_script(opts: LaunchOptions, slurm: SlurmOptions, plan_path: str,
                f'{shlex.quote(plan_path)} "$SLURM_ARRAY_TASK_ID"')
     body = [f'exec {command}']
     if slurm.signal_seconds > 0:
-        # preemptible: warned before the time limit, the training checkpoints
-        # and exits 75, the task requeues itself and its log goes on
+        # warned before the time limit: checkpoint, exit 75, requeue
         flags += ['--requeue', f'--signal=B:USR1@{slurm.signal_seconds}',
                   '--open-mode=append']
         preemptible = osp.join(TOOLS_DIR, 'slurm', 'preemptible.sh')
         body = [f'source {shlex.quote(preemptible)}',
                 f'run_preemptible {command}']
-    return '\n'.join(
+    script = '\n'.join(
         ['#!/usr/bin/env bash'] + [f'#SBATCH {f}' for f in flags] +
         ['# one array task = one cell; written by tools/grid.py',
          f'cd {shlex.quote(os.getcwd())}'] + body) + '\n'
-
-
-def submit_slurm(study: Study, source: StudySource, todo: List[PlannedRun],
-                 opts: LaunchOptions, slurm: SlurmOptions) -> int:
-    stamp = datetime.datetime.now().strftime('%Y%m%d_%H%M%S')
-    grid_dir = osp.join(study.work_root, GRID_DIR_NAME)
-    plan_path = osp.join(grid_dir, f'plan_{stamp}.json')
-    script_path = osp.join(grid_dir, f'submit_{stamp}.sh')
-    script = sbatch_script(opts, slurm, plan_path, len(todo))
     cmd = (['sbatch', '--parsable'] + (['--wait'] if slurm.wait else []) +
            shlex.split(slurm.sbatch_args) + [script_path])
     if opts.dry_run:
@@ -328,9 +293,8 @@ def submit_slurm(study: Study, source: StudySource, todo: List[PlannedRun],
               f'would run: {shlex.join(cmd)}')
         return 0
     os.makedirs(osp.join(grid_dir, 'logs'), exist_ok=True)
-    atomic_write_json(plan_path, dict(
-        source=asdict(source), runs=[asdict(r) for r in todo],
-        gpus=opts.gpus, python=opts.python, cfg_options=opts.cfg_options))
+    atomic_write_json(plan_path, dict(source=asdict(source), opts=asdict(opts),
+                                      runs=[asdict(r) for r in todo]))
     atomic_write_text(script_path, script)
     print(f'submitting {len(todo)} cells as one job array: '
           f'{shlex.join(cmd)}', flush=True)
@@ -350,8 +314,7 @@ def submit_slurm(study: Study, source: StudySource, todo: List[PlannedRun],
             print('when it ends: ' + study.command('tools/collect_results.py'))
         return rc
     if job_id and _slurm_job_active(job_id):
-        # `sbatch --wait` may return while a task that requeued itself
-        # (a preempted cell) is pending again: wait for the whole array
+        # sbatch --wait may return while a requeued task is pending again
         print(f'job array {job_id}: sbatch returned ({rc}) while tasks '
               'are still queued (requeued); waiting for them', flush=True)
         while _slurm_job_active(job_id):
@@ -373,51 +336,13 @@ def run_array_task(plan_path: str, index: int) -> int:
         return 0
     print(f'{run.cell.key}: training {run.config} in {run.work_dir}',
           flush=True)
-    opts = LaunchOptions('slurm', plan['gpus'], plan['python'],
-                         plan['cfg_options'], verbose=True)
+    opts = LaunchOptions(**dict(plan['opts'], verbose=True))
     return int(run_cell(study, run, opts).returncode or 0)
-
-
-def print_summary(study: Study, plan: List[PlannedRun]) -> None:
-    from .tables import PaperTables
-    roots = [study.work_root] if osp.isdir(study.work_root) else []
-    table = PaperTables(gather(study, roots)).runs([r.cell for r in plan])
-    names = {r.name for r in plan}
-    table.rows = [row for row in table.rows if row[0] in names]
-    print('\nsummary:\n' + table.to_markdown(title=False))
-
-
-def _run_locally(study: Study, todo: List[PlannedRun],
-                 opts: LaunchOptions) -> int:
-    failed, t0 = 0, time.time()
-    for i, r in enumerate(todo, 1):
-        prefix = f'[{i}/{len(todo)}]'
-        say = f'{prefix} {r.cell.key}'
-        print(f'{say} ({r.state}) -> {r.work_dir}', flush=True)
-        status = run_cell(study, r, opts, prefix)
-        if status.state == 'preempted':  # stop the grid; the next resumes
-            print(f'{say} {status.reason}; stopping the grid (exit '
-                  f'{PREEMPTED_EXIT_CODE}), run it again to continue',
-                  flush=True)
-            return PREEMPTED_EXIT_CODE
-        if status.state == 'done':
-            print(f'{say} done ({format_duration(status.wall_s)} in all)',
-                  flush=True)
-        else:
-            failed += 1
-            print(f'{say} FAILED ({status.reason}); log: '
-                  f'{osp.join(r.work_dir, "grid_train.log")}', flush=True)
-        if i < len(todo):
-            eta = (time.time() - t0) / i * (len(todo) - i)
-            print(f'{prefix} {len(todo) - i} left, about '
-                  f'{format_duration(eta)} to go', flush=True)
-    return int(failed > 0)
 
 
 def run_study(study: Study, plan: List[PlannedRun], opts: LaunchOptions,
               slurm: SlurmOptions, source: StudySource) -> int:
-    """Print the plan and run its cells that are not done (with ``force``:
-    all but running ones); ``source`` is passed on to SLURM array tasks."""
+    """Print the plan, run the cells not done (``force``: all not running)."""
     if not plan:
         print('no cell matches the selection')
         return 1
@@ -428,12 +353,11 @@ def run_study(study: Study, plan: List[PlannedRun], opts: LaunchOptions,
     for i, r in enumerate(plan):
         print(f'  {i:3d} {r.cell.key:<{width}}  {r.state:<12} '
               f'{"run" if r in todo else "skip":<4}  {rel_path(r.config)}')
+    ensure_class_stats(study, todo, opts.dry_run)
+    rc = 0
     if not todo:
         print('nothing to run: every selected cell is done')
-        print_summary(study, plan)
-        return 0
-    ensure_class_stats(study, todo, opts.dry_run)
-    if opts.launcher == 'slurm':
+    elif opts.launcher == 'slurm':
         rc = submit_slurm(study, source, todo, opts, slurm)
         if not slurm.wait or opts.dry_run:
             return rc
@@ -443,7 +367,30 @@ def run_study(study: Study, plan: List[PlannedRun], opts: LaunchOptions,
         for r in todo:
             print('  ' + shlex.join(tool_command(r, opts)))
         return 0
-    else:
-        rc = _run_locally(study, todo, opts)
-    print_summary(study, plan)
+    else:  # here, one after another; a preempted cell stops the grid
+        t0 = time.time()
+        for i, r in enumerate(todo, 1):
+            prefix, left = f'[{i}/{len(todo)}]', len(todo) - i
+            say = f'{prefix} {r.cell.key}'
+            print(f'{say} ({r.state}) -> {r.work_dir}', flush=True)
+            status = run_cell(study, r, opts, prefix)
+            if status.state == 'preempted':
+                print(f'{say} {status.reason}; stopping the grid (exit '
+                      f'{PREEMPTED_EXIT_CODE}), run it again to continue',
+                      flush=True)
+                return PREEMPTED_EXIT_CODE
+            rc = max(rc, int(status.state != 'done'))
+            eta = format_duration((time.time() - t0) / i * left)
+            log = osp.join(r.work_dir, 'grid_train.log')
+            print(say + (f' done ({format_duration(status.wall_s)} in all)'
+                         if status.state == 'done' else
+                         f' FAILED ({status.reason}); log: {log}') +
+                  (f'; {left} left, about {eta} to go' if left else ''),
+                  flush=True)
+    from .tables import PaperTables
+    roots = [study.work_root] if osp.isdir(study.work_root) else []
+    table = PaperTables(gather(study, roots)).runs([r.cell for r in plan])
+    table.rows = [row for row in table.rows if row[0] in {
+        r.name for r in plan}]
+    print('\nsummary:\n' + table.to_markdown(title=False))
     return rc

@@ -1,29 +1,25 @@
-"""A study's results page: markdown tables and PNG plots from its run
-records (and work dirs of runs in progress), regenerated on any machine by
-``tools/collect_results.py --page``. Captions say what the columns are; the
-page states no conclusions."""
+"""A study's results page (tables and plots) from its run records, by
+``tools/collect_results.py --page``; it states no conclusions."""
 import datetime
 import math
 import os
 import os.path as osp
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from .cells import plan_cells
 from .collect import Results, format_duration
-from .records import read_json
+from .records import atomic_write_text, read_json
 from .selection import mean_std
 from .spec import Study, rel_path
 from .tables import (CONVERGED_LAST, CONVERGED_MIN_EVALS, CONVERGED_SPREAD,
                      PaperTables, fmt_mean_std, md_table)
 
 WITHIN_NOISE, BEYOND_NOISE = 'within noise', 'beyond noise'
+COMPARED = (('mIoU', 'mIoU'), ('mIoU_tail', 'tail mIoU'))  # with CE
 
 
-@dataclass
-class SeedNoise:
-    """The seed std of one metric, pooled over the settings with several
-    seeds."""
+class SeedNoise(NamedTuple):
+    """The seed std of one metric, pooled over settings with several seeds."""
     sigma: float
     dof: int  # each setting with n seeds adds n - 1
     stds: Dict[str, float]  # loss -> its own sample std
@@ -34,8 +30,7 @@ class SeedNoise:
 
 
 def seed_noise(values: Dict[str, List[float]]) -> Optional[SeedNoise]:
-    """The root mean square of the sample stds of the losses with two or
-    more values in ``values`` (loss -> one value per seed); None without."""
+    """Root mean square of the sample stds of losses with 2+ seeds, or None."""
     stds = {lo: mean_std(v)[1] for lo, v in values.items() if len(v) > 1}
     if not stds:
         return None
@@ -46,22 +41,18 @@ def seed_noise(values: Dict[str, List[float]]) -> Optional[SeedNoise]:
 
 def noise_mark(difference: float, noise: SeedNoise) -> str:
     """Beyond noise when |difference| > √2σ, the spread of two runs that
-    differ only in the seed (so with zero noise only an equal mean is
-    within)."""
+    differ only in the seed (with no noise only an equal mean is within)."""
     return (BEYOND_NOISE if abs(difference) > noise.of_difference() else
             WITHIN_NOISE)
 
 
-def compare_with_reference(values: Dict[str, List[float]], ref: str
-                           ) -> Tuple[Optional[SeedNoise],
-                                      Dict[str, Tuple[float, Optional[str]]]]:
-    """The seed noise of ``values`` and, for every other loss with values,
-    its mean minus ``ref``'s and its noise mark (None without noise)."""
+def compare_with_reference(values: Dict[str, List[float]], ref: str):
+    """The seed noise of ``values`` and each other loss's mean minus
+    ``ref``'s with its noise mark (None without noise)."""
     noise = seed_noise(values)
-    if not values.get(ref):
-        return noise, {}
-    diffs = {lo: mean_std(v)[0] - mean_std(values[ref])[0]
-             for lo, v in values.items() if lo != ref and v}
+    means = {lo: mean_std(v)[0] for lo, v in values.items() if v}
+    diffs = {lo: x - means[ref] for lo, x in means.items()
+             if lo != ref and ref in means}
     return noise, {lo: (d, noise and noise_mark(d, noise))
                    for lo, d in diffs.items()}
 
@@ -73,38 +64,25 @@ def _section(title: str, caption: str, body: List[str]) -> List[str]:
 def _setup_rows(study: Study, d: str,
                 num_images: Optional[int]) -> List[List[str]]:
     from mmengine.config import Config
-    ds = study.datasets[d]
-    data = Config.fromfile(ds.base)
-    sched = Config.fromfile(study.schedule_base)
+    ds, sched = study.datasets[d], Config.fromfile(study.schedule_base)
+    data, opt = Config.fromfile(ds.base), sched.optim_wrapper.optimizer
     batch, crop = int(data.train_dataloader.batch_size), tuple(data.crop_size)
     scale = next((t['scale'] for t in data.test_pipeline
                   if t.get('type') == 'Resize'), None)
-    opt = sched.optim_wrapper.optimizer
     iters = study.schedule_iters or int(sched.train_cfg.max_iters)
-    epochs = (f' ({iters * batch / num_images:.1f} epochs of {num_images} '
-              'images)' if num_images else '')
     extra = ', '.join(f'{study.losses[lo].title} ' + ', '.join(
         map(str, study.seeds_of(lo))) for lo in study.losses
         if study.final_seeds(lo))
-    sel = '`val`' if ds.selection != 'carve' else (
+    carved = (
         f'carved from `train`: whole groups (`{ds.carve.group}`), '
         f'{100 * ds.carve.fraction:.0f}% of the files (seed {ds.carve.seed}'
-        f'; lists in `{rel_path(osp.join(study.results_dir, "splits", d))}`)')
-    losses = []
-    for lo in study.losses.values():
-        text = f'{lo.title}: `{rel_path(lo.base)}`'
-        if len(lo.variants) > 1:
-            text += ' swept over ' + '; '.join(f'`{v.label}`'
-                                               for v in lo.variants)
-        elif lo.variants[0].options:
-            text += ' with ' + ', '.join(f'`{k}={v!r}`'
-                                         for k, v in lo.variants[0].options)
-        losses.append(text)
+        f'; lists in `{rel_path(osp.join(study.results_dir, "splits", d))}`)'
+        if ds.selection == 'carve' else '`val`')
     return [
         ['data', f'{ds.title}: train on `train`' + (
             f', data root `{rel_path(ds.data_root)}`' if ds.data_root
             else '')],
-        ['selection split', f'{sel}; each loss\'s setting with the best '
+        ['selection split', f'{carved}; each loss\'s setting with the best '
          f'mean {study.select_metric} there is reported'],
         ['report split', f'`{ds.report}`' + (
             ' (also the selection split: nothing held out)'
@@ -116,19 +94,23 @@ def _setup_rows(study: Study, d: str,
                              f'{m.aux_label}' for m in study.models.values())],
         ['schedule', f'{opt.type} lr {opt.lr}, momentum '
          f'{opt.get("momentum", "-")}, weight decay '
-         f'{opt.get("weight_decay", "-")}; {iters} iterations{epochs}; '
-         f'`{rel_path(study.schedule_base)}`'],
+         f'{opt.get("weight_decay", "-")}; {iters} iterations' + (
+             f' ({iters * batch / num_images:.1f} epochs of {num_images} '
+             'images)' if num_images else '') +
+         f'; `{rel_path(study.schedule_base)}`'],
         ['seeds', ', '.join(map(str, study.seeds)) + ' for every setting' +
          (f'; the selected setting also: {extra}' if extra else '')],
-        ['losses', '; '.join(losses)],
+        ['losses', '; '.join(f'{lo.title}: `{rel_path(lo.base)}`' + (
+            ' swept over ' + '; '.join(f'`{v.label}`' for v in lo.variants)
+            if len(lo.variants) > 1 else ' with ' + ', '.join(
+                f'`{k}={v!r}`' for k, v in lo.variants[0].options)
+            if lo.variants[0].options else '')
+            for lo in study.losses.values())],
     ]
 
 
 class StudyPage:
-    """Writes one study's page; ``roots``: the work roots read besides the
-    records (named in the regenerate command)."""
-
-    COMPARED = (('mIoU', 'mIoU'), ('mIoU_tail', 'tail mIoU'))
+    """One study's page; ``roots``: the work roots read with the records."""
 
     def __init__(self, results: Results, page: str,
                  roots: Sequence[str] = ()):
@@ -154,9 +136,8 @@ class StudyPage:
         run_cmd = study.command() + (
             ' --cfg-options ' + ' '.join(cfg_opts[0])
             if len(cfg_opts) == 1 and cfg_opts[0] else '')
-        page_cmd = (study.command('tools/collect_results.py') + ''.join(
-            f' {rel_path(r)}' for r in self.roots) +
-            f' --page {rel_path(self.page)}')
+        page_cmd = ' '.join([study.command('tools/collect_results.py')] + [
+            rel_path(r) for r in self.roots] + ['--page', rel_path(self.page)])
         now = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
         finished = sum(c in done for c in self.cells)
         md = [f'# {study.title}', '',
@@ -193,46 +174,38 @@ class StudyPage:
             [table.to_markdown(title=False)] if table else [])
 
     def noise_section(self, d: str) -> List[str]:
-        rows = []
-        for m in self.study.models:
-            for lo in self.study.losses:
-                rep = self.tables.rep(d, m, lo)
-                if rep and len(rep.runs) > 1:
-                    rows.append([self.study.models[m].title, rep.label,
-                                 ', '.join(f'{r.cell["seed"]}: '
-                                           f'{r.report.summary["mIoU"]:.2f}'
-                                           for r in rep.runs),
-                                 fmt_mean_std(rep.values('mIoU')),
-                                 fmt_mean_std(rep.values('mIoU_tail'))])
-        return _section(
-            'Seed spread', 'Report split, the selected settings with two or '
-            'more finished seeds.', [md_table([
-                'Model', 'Loss', 'mIoU per seed', 'mIoU', 'tail mIoU'], rows,
-                3)] if rows else [])
+        rows = [[self.study.models[m].title, rep.label, ', '.join(
+            f'{r.cell["seed"]}: {r.report.summary["mIoU"]:.2f}'
+            for r in rep.runs), fmt_mean_std(rep.values('mIoU')),
+            fmt_mean_std(rep.values('mIoU_tail'))]
+            for m in self.study.models for lo in self.study.losses
+            if (rep := self.tables.rep(d, m, lo)) and len(rep.runs) > 1]
+        header = ['Model', 'Loss', 'mIoU per seed', 'mIoU', 'tail mIoU']
+        return _section('Seed spread', 'Report split, the selected settings '
+                        'with two or more finished seeds.',
+                        [md_table(header, rows, 3)] if rows else [])
 
     def comparison_section(self, d: str) -> List[str]:
-        header = ['Loss'] + [name + s for _, name in self.COMPARED
+        header = ['Loss'] + [name + s for _, name in COMPARED
                              for s in (' − CE', ' pooled σ', ' vs noise')]
         pooled, tables = [], []
         for m in self.study.models if self.ce else ():
             title = self.study.models[m].title
-            columns = [compare_with_reference(self._values(d, m, key),
-                                              self.ce)
-                       for key, _ in self.COMPARED]
-            pooled += [[title, name, f'{noise.sigma:.2f}', str(noise.dof),
-                        f'{noise.of_difference():.2f}', str(len(noise.stds))]
-                       for (_, name), (noise, _) in zip(self.COMPARED,
-                                                        columns) if noise]
+            columns = [compare_with_reference(self._values(d, m, k), self.ce)
+                       for k, _ in COMPARED]
+            pooled += [[title, name, f'{n.sigma:.2f}', str(n.dof),
+                        f'{n.of_difference():.2f}', str(len(n.stds))]
+                       for (_, name), (n, _) in zip(COMPARED, columns) if n]
             rows = []
             for lo in self.study.losses:
-                if not any(lo in diffs for _, diffs in columns):
-                    continue
-                rows.append([self.tables.rep(d, m, lo).label])
+                cells = []
                 for noise, diffs in columns:
                     diff, mark = diffs.get(lo, (None, None))
-                    rows[-1] += ['—' if diff is None else f'{diff:+.2f}',
-                                 f'{noise.sigma:.2f}' if noise else '—',
-                                 mark or '—']
+                    cells += ['—' if diff is None else f'{diff:+.2f}',
+                              f'{noise.sigma:.2f}' if noise else '—',
+                              mark or '—']
+                if any(lo in diffs for _, diffs in columns):
+                    rows.append([self.tables.rep(d, m, lo).label] + cells)
             if rows:
                 tables += [f'**{title}**', '', md_table(header, rows)]
         if pooled and tables:
@@ -264,12 +237,10 @@ class StudyPage:
             table = self.tables.table6(d, m, order, names)
             title = study.models[m].title
             md += [f'**{title}**', '', table.to_markdown(title=False)]
-            rows = []  # each loss's mean IoU per class, for the plot
-            for label, values, _, _ in table.rows:
-                per = [v and mean_std(v)[0] for v in map(values.get,
-                                                         table.keys)]
-                if any(v is not None for v in per):
-                    rows.append((label, per))
+            means = [(label, [v and mean_std(v)[0] for v in map(
+                values.get, table.keys)]) for label, values, *_ in table.rows]
+            rows = [(label, per) for label, per in means  # for the plot
+                    if any(v is not None for v in per)]
             if rows and counts:
                 png = f'{self.stem}_class_iou_{m}.png'
                 plot([dict(classes=[classes[i] for i in order],
@@ -287,23 +258,19 @@ class StudyPage:
             'in the training pixels (group H / B / T, share).', md)
 
     def curves_section(self, d: str) -> List[str]:
-        """The selection-split curves of the first seed of CE and the best
-        loss per model."""
+        """Selection-split curves of CE's and the best loss's first seed."""
         from matplotlib.figure import Figure
         study, md = self.study, []
         for m in study.models:
             means = {lo: mean_std(v)[0]
                      for lo, v in self._values(d, m, 'mIoU').items() if v}
-            if not means:
-                continue
-            best = max(means, key=means.get)
+            best = max(means, key=means.get, default=None)
             reps = [rep for lo in dict.fromkeys([self.ce, best])
-                    if (rep := self.tables.rep(d, m, lo))
+                    if best and (rep := self.tables.rep(d, m, lo))
                     and rep.runs[0].curve]
             if not reps:
                 continue
-            fig = Figure(figsize=(7, 4))
-            ax = fig.add_subplot()
+            ax = Figure(figsize=(7, 4)).add_subplot()
             for rep in reps:
                 pts = [(p['iter'], p['mIoU']) for p in rep.runs[0].curve
                        if 'mIoU' in p]
@@ -315,8 +282,8 @@ class StudyPage:
                    f'{title}', ylabel='mIoU on the selection split (%)')
             ax.grid(alpha=0.3)
             ax.legend()
-            fig.tight_layout()
-            fig.savefig(osp.join(self.page_dir, png), dpi=100)
+            ax.figure.tight_layout()
+            ax.figure.savefig(osp.join(self.page_dir, png), dpi=100)
             md.append(f'![{title}: validation curves]({png})')
         return _section(
             'Training curves', 'mIoU on the selection split at each '
@@ -324,22 +291,19 @@ class StudyPage:
             md + [''] if md else [])
 
     def runs_section(self, d: str) -> List[str]:
-        done = [r for c, r in self.results.finished.items()
-                if c.dataset == d]
+        done = [r for c, r in self.results.finished.items() if c.dataset == d]
         walls = [r.wall_s for r in done if r.wall_s]
         table = self.tables.runs([c for c in self.cells if c.dataset == d],
                                  d)
         md = [table.to_markdown(title=False)]
         if done:
-            converged = sum(row[1].get(('', 'converged')) == 'yes'
-                            for row in table.rows)
-            stats = [sum(walls), sum(walls) / len(walls), min(walls),
-                     max(walls)] if walls else [None] * 4
-            md.append(md_table(
-                ['Finished', 'Converged', 'Wall in all', 'Wall mean',
-                 'Wall min', 'Wall max'], [[str(len(done)), str(converged)] +
-                                           [format_duration(x) or ''
-                                            for x in stats]], 0))
+            converged = sum(values.get(('', 'converged')) == 'yes'
+                            for _, values, *_ in table.rows)
+            stats = [format_duration(f(walls)) if walls else '' for f in (
+                sum, lambda w: sum(w) / len(w), min, max)]
+            md.append(md_table(['Finished', 'Converged', 'Wall in all',
+                                'Wall mean', 'Wall min', 'Wall max'],
+                               [[str(len(done)), str(converged)] + stats], 0))
         if self.results.problems:
             md += ['Work dirs that could not be read:', ''] + [
                 f'- {p}' for p in self.results.problems] + ['']
@@ -379,6 +343,5 @@ class StudyPage:
                    self.per_class_section(d, counts, groups) +
                    self.curves_section(d) + self.runs_section(d))
         text = '\n'.join(md)
-        with open(self.page, 'w') as f:
-            f.write(text)
+        atomic_write_text(self.page, text)
         return text

@@ -1,15 +1,9 @@
-"""Every on-disk file of the experiment layer: the launcher's
-:class:`RunStatus` in a work dir, and the committed :class:`RunRecord` of a
-finished run (tables and pages are regenerated from these). The files a
-training run writes itself are read through
-:mod:`mmseg_longtail.utils.run_files`, re-exported here. Writes are atomic;
-a file that cannot be read raises :class:`RecordError` naming it.
-"""
-import dataclasses
+"""A work dir's :class:`RunStatus`, a finished run's :class:`RunRecord` and
+(re-exported) the run files' readers; bad files raise :class:`RecordError`."""
 import glob
 import os.path as osp
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 from mmseg_longtail.utils.run_files import (  # noqa: F401  (re-exported)
@@ -22,18 +16,10 @@ RECORD_KIND = 'mmseg_longtail.run_record'
 RECORD_VERSION = 1
 
 
-def _known_fields(cls, raw: dict) -> dict:
-    """The keys of ``raw`` that are fields of ``cls``; others (written by
-    other versions) are ignored, so that their files still load."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in raw.items() if k in names}
-
-
 @dataclass
 class RunStatus:
-    """``<work_dir>/grid_status.json``: the launcher's view of one run;
-    ``state``: running, testing (on the report split), done, failed
-    (``reason`` says why) or preempted (the next attempt resumes)."""
+    """The launcher's ``grid_status.json``; ``state``: running, testing, done,
+    failed (``reason`` says why) or preempted (the next attempt resumes)."""
     cell: Dict[str, Any]
     config: str = ''
     work_dir: str = ''
@@ -54,33 +40,40 @@ class RunStatus:
     last_iter: Optional[int] = None
 
     @classmethod
-    def read(cls, work_dir: str) -> Optional['RunStatus']:
-        """The status of a run, None when it has none."""
+    def read(cls, work_dir: str,
+             otherwise: Optional[str] = None) -> Optional['RunStatus']:
+        """The status (None without one); a corrupt one raises or, with
+        ``otherwise`` (what then happens), is warned about and read as None."""
         path = osp.join(work_dir, STATUS_FILE)
         if not osp.isfile(path):
             return None
-        raw = read_json(path, 'run status')
-        if not isinstance(raw, dict) or not isinstance(raw.get('cell'),
-                                                       dict):
-            raise RecordError(f'{path}: not a run status (no `cell`)')
-        return cls(**_known_fields(cls, raw))
-
-    def write(self) -> 'RunStatus':
-        atomic_write_json(osp.join(self.work_dir, STATUS_FILE),
-                          dataclasses.asdict(self))
-        return self
+        try:
+            raw = read_json(path, 'run status')
+            if not (isinstance(raw, dict)
+                    and isinstance(raw.get('cell'), dict)):
+                raise RecordError(f'{path}: not a run status (no `cell`)')
+            return cls(**{k: v for k, v in raw.items()
+                          if k in cls.__dataclass_fields__})
+        except RecordError as e:
+            if otherwise is None:
+                raise
+            print(f'warning: {e}; {otherwise}', flush=True)
+            return None
 
     def update(self, **fields) -> 'RunStatus':
+        """Set ``fields`` and write the status file."""
         for k, v in fields.items():
-            if not hasattr(self, k):
+            if k not in self.__dataclass_fields__:
                 raise AttributeError(f'RunStatus has no field {k!r}')
             setattr(self, k, v)
-        return self.write()
+        atomic_write_json(osp.join(self.work_dir, STATUS_FILE), asdict(self))
+        return self
+
+    write = update
 
 
 def metric_curve(work_dir: str) -> List[Dict[str, float]]:
-    """A run's validation curve from its ``val_iter<N>.json`` records:
-    ``[{'iter': N, 'mIoU': .., 'mIoU_tail': ..}, ..]`` by iteration."""
+    """``[{'iter': N, 'mIoU': .., 'mIoU_tail': ..}, ..]`` of a work dir."""
     points = []
     for path in glob.glob(osp.join(work_dir, METRICS_DIR, 'val_iter*.json')):
         m = re.fullmatch(r'val_iter(\d+)\.json', osp.basename(path))
@@ -94,10 +87,8 @@ def metric_curve(work_dir: str) -> List[Dict[str, float]]:
 
 @dataclass
 class SplitMetrics:
-    """Metrics of one run on one split: the summary (in %, DiceErr as a
-    fraction), the per-class IoU (None where undefined) and, where the
-    metric computed them, each image's mIoU and the bootstrap's settings
-    and intervals."""
+    """One run's metrics on one split: summary (%, DiceErr a fraction),
+    per-class IoU (None: undefined), per-image mIoU and bootstrap."""
     split: str
     summary: Dict[str, float]
     per_class_iou: Optional[List[Optional[float]]] = None
@@ -110,21 +101,17 @@ class SplitMetrics:
                            rec: Optional[dict]) -> Optional['SplitMetrics']:
         if rec is None:
             return None
-        return cls(split=split,
-                   summary={k: float(v) for k, v in rec['summary'].items()
-                            if v is not None},
-                   per_class_iou=(rec.get('per_class') or {}).get('IoU'),
-                   iter=rec.get('iter'),
-                   per_image_miou=(rec.get('per_image') or {}).get('mIoU'),
-                   bootstrap=rec.get('bootstrap'))
+        return cls(split, {k: float(v) for k, v in rec['summary'].items()
+                           if v is not None},
+                   (rec.get('per_class') or {}).get('IoU'), rec.get('iter'),
+                   (rec.get('per_image') or {}).get('mIoU'),
+                   rec.get('bootstrap'))
 
 
 @dataclass
 class RunRecord:
-    """The committed record of one finished run: its metrics on the
-    selection split (last validation; variants are selected on them) and
-    on the report split (test of the final checkpoint; only they are
-    reported)."""
+    """A finished run: metrics of its last validation (the selection split,
+    for selection) and of its final test (the report split, reported)."""
     study: str
     name: str
     cell: Dict[str, Any]
@@ -145,7 +132,7 @@ class RunRecord:
     work_dir: Optional[str] = None  # where it ran; not written to disk
 
     def to_json(self) -> dict:
-        out = dataclasses.asdict(self)
+        out = asdict(self)
         out.pop('work_dir')
         return dict(kind=RECORD_KIND, version=RECORD_VERSION, **out)
 
@@ -157,17 +144,17 @@ class RunRecord:
                               f'(expected kind {RECORD_KIND!r})')
         if raw.get('version') != RECORD_VERSION:
             raise RecordError(f'{path}: run record version '
-                              f'{raw.get("version")!r}; this code reads '
-                              f'version {RECORD_VERSION}')
+                              f'{raw.get("version")!r}, not {RECORD_VERSION}')
         missing = [k for k in ('study', 'name', 'cell', 'options', 'iters',
                                'selection', 'report') if k not in raw]
         if missing:
             raise RecordError(f'{path}: run record lacks {missing}')
-        data = _known_fields(cls, raw)
+        # keys that are no field (other versions') are ignored
+        data = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
         try:
-            for split in ('selection', 'report'):
-                if data[split] is not None:
-                    data[split] = SplitMetrics(**data[split])
+            for s in ('selection', 'report'):
+                if data[s] is not None:
+                    data[s] = SplitMetrics(**data[s])
             return cls(**data)
         except TypeError as e:
             raise RecordError(f'{path}: malformed run record ({e})') from None
@@ -183,8 +170,7 @@ class RunRecord:
 
 
 def load_run_records(results_dir: Optional[str]) -> List[RunRecord]:
-    """Every run record under ``<results_dir>/runs``; a bad file raises
-    (a record is never skipped silently)."""
+    """Every run record under ``<results_dir>/runs`` (a bad one raises)."""
     if not results_dir:
         return []
     paths = sorted(glob.glob(osp.join(results_dir, 'runs', '*.json')))

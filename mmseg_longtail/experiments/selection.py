@@ -1,22 +1,19 @@
-"""The selection protocol: for every (data set, model, loss) the variant
-with the best mean ``selection`` metric over the sweep seeds wins (ties:
-the first in the spec); it is reported with its ``report`` metrics as mean
-+- sample std over all its seeds."""
+"""The selection protocol: per (data set, model, loss) the variant with the
+best mean selection-split metric over the sweep seeds (ties: the first) is
+reported as mean +- sample std of its report-split runs over all seeds."""
 import statistics
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .cells import Cell, sweep_cells
+from .cells import Cell, Group, sweep_cells
 from .records import RunRecord
 from .spec import Study
-
-Group = Tuple[str, str, str]
 
 
 def mean_std(values: Sequence[float]) -> Tuple[float, Optional[float]]:
     """Mean and sample standard deviation (None for a single value)."""
-    std = statistics.stdev(values) if len(values) > 1 else None
-    return statistics.mean(values), std
+    return statistics.mean(values), (statistics.stdev(values)
+                                     if len(values) > 1 else None)
 
 
 @dataclass
@@ -31,7 +28,7 @@ class Selection:
 
 @dataclass
 class Reported:
-    """The report-split numbers of a selected variant."""
+    """The numbers of a selected variant's runs."""
     group: Group
     variant: str
     label: str  # e.g. 'LDAM (s=5, DRW)'
@@ -53,8 +50,7 @@ class Reported:
 
 def select_variants(study: Study, records: Dict[Cell, RunRecord],
                     metric: Optional[str] = None) -> Dict[Group, Selection]:
-    """The chosen variant of every group with a finished sweep run, from
-    the selection split's metrics only."""
+    """The chosen variant of each group with a finished sweep run."""
     metric = metric or study.select_metric
     by_group: Dict[Group, List[Cell]] = {}
     for c in sweep_cells(study):

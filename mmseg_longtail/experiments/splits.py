@@ -1,19 +1,21 @@
 """Selection splits carved from a training split by whole groups of files
-(video frames have near-duplicate neighbours: whole sequences move). The
-lists are written once into the study's results folder as mmseg
-``ann_file`` lists and committed, so every machine uses the same files."""
+(near-duplicate video frames stay together), kept as committed mmseg
+``ann_file`` lists in the results folder so every machine uses the same."""
 import os.path as osp
 import random
 import re
 from typing import Dict, List, Sequence, Tuple
+
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS
 
 from .records import atomic_write_text
 from .spec import Carve, DatasetSpec
 
 
 def group_files(stems: Sequence[str], pattern: str) -> Dict[str, List[str]]:
-    """Stems by the first capture group of ``pattern`` (the whole match
-    where it has none)."""
+    """Stems by the first group of ``pattern`` (or its whole match)."""
     regex = re.compile(pattern)
     groups: Dict[str, List[str]] = {}
     for stem in stems:
@@ -26,9 +28,8 @@ def group_files(stems: Sequence[str], pattern: str) -> Dict[str, List[str]]:
 
 
 def carve(stems: Sequence[str], spec: Carve) -> Tuple[List[str], List[str]]:
-    """(train, selection) stems: the set of whole groups whose size is
-    closest to ``spec.fraction`` of all files goes to selection (ties: the
-    first found in the seeded group order)."""
+    """(train, selection) stems: the whole groups whose size is closest to
+    ``spec.fraction`` of all files go to selection (ties: seeded order)."""
     groups = group_files(sorted(set(stems)), spec.group)
     if len(groups) < 2:
         raise ValueError(f'selection.carve: {len(groups)} group(s) found by '
@@ -54,13 +55,7 @@ def carve(stems: Sequence[str], spec: Carve) -> Tuple[List[str], List[str]]:
 
 
 def train_stems(ds: DatasetSpec) -> List[str]:
-    """File stems of a data set's training split as mmseg lists them (built
-    from its base config with the study's data root)."""
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import DATASETS
-
-    import mmseg_longtail  # noqa: F401  (data set classes)
+    """File stems of a data set's training split as mmseg lists them."""
     init_default_scope('mmseg')
     cfg = Config.fromfile(ds.base).train_dataloader.dataset
     if ds.data_root:
@@ -82,8 +77,7 @@ def train_stems(ds: DatasetSpec) -> List[str]:
 
 def ensure_carve(ds: DatasetSpec, results_dir: str) -> Tuple[str, str]:
     """The (train, selection) list files of a carved data set, written from
-    the training files when missing (existing lists are the committed
-    definition of the split)."""
+    the training files when missing (existing ones define the split)."""
     folder = osp.join(results_dir, 'splits', ds.key)
     paths = osp.join(folder, 'train.txt'), osp.join(folder, 'selection.txt')
     if not all(map(osp.isfile, paths)):

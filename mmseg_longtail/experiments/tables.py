@@ -1,10 +1,6 @@
-"""A study's tables in markdown, CSV and LaTeX (the page uses them too).
-
-Rows are losses in the spec's order; a number is the mean ± sample std over
-the seeds of the loss's selected variant on the report split, blank where
-no run has finished. The variant goes into the row label, or next to the
-number where the selection differs between columns.
-"""
+"""A study's tables in markdown, CSV and LaTeX: a row per loss, the mean ±
+sample std over the seeds of its selected variant on the report split (the
+variant in the row label, or by the number where columns differ in it)."""
 import csv
 import io
 import math
@@ -15,14 +11,11 @@ from .cells import Cell, run_name
 from .collect import Results, format_duration
 from .selection import Reported, mean_std, report_selected
 
-# metric -> (column label, format, whether larger is better: the best of a
-# column is bold; None: no better direction)
-METRIC_FMT = {k: (label, '{:.2f}', True) for k, label in (
-    ('mIoU', 'mIoU'), ('aAcc', 'aAcc'), ('mAcc', 'mAcc'), ('mDice', 'mDice'),
-    ('mIoU_head', 'head'), ('mIoU_body', 'body'), ('mIoU_tail', 'tail'),
-    ('mPrecision', 'mPrecision'), ('mRecall', 'mRecall'),
-    ('mIoU_img', 'image mIoU'), ('mIoU_img_worst', 'worst-q% image mIoU'),
-    ('mIoU_img_cls', 'mIoU^C'))}
+# metric -> (column label, format, larger is better (bold) / not / None)
+METRIC_FMT = {k: (label or k, '{:.2f}', True) for k, label in dict(
+    mIoU='', aAcc='', mAcc='', mDice='', mIoU_head='head', mIoU_body='body',
+    mIoU_tail='tail', mPrecision='', mRecall='', mIoU_img='image mIoU',
+    mIoU_img_worst='worst-q% image mIoU', mIoU_img_cls='mIoU^C').items()}
 METRIC_FMT.update({k: (k, '{:.4f}', False)
                    for k in ('DiceErr', 'ECE', 'SCE')})
 # the bounds of the bootstrap intervals
@@ -31,26 +24,21 @@ METRIC_FMT.update({f'{k}_ci_{b}': (f'{label} CI {b}', '{:.2f}', None)
                    for b in ('low', 'high')})
 # head / body / tail by the other frequency (image or pixel counts)
 METRIC_FMT.update({f'mIoU_{g}_{kind}freq': (f'{g} ({kind})', '{:.2f}', True)
-                   for g in ('head', 'body', 'tail') for kind in ('img',
-                                                                  'pix')})
+                   for g in ('head', 'body', 'tail')
+                   for kind in ('img', 'pix')})
 # LongTailIoUMetric's optional keys: shown only where some record has them
-OPTIONAL_METRICS = ('mPrecision', 'mRecall', 'mIoU_img', 'mIoU_img_worst',
-                    'mIoU_img_cls', 'ECE', 'SCE', 'mIoU_ci_low',
-                    'mIoU_ci_high', 'mIoU_tail_ci_low', 'mIoU_tail_ci_high'
-                    ) + tuple(k for k in METRIC_FMT if k.endswith('freq'))
-PAGE_METRICS = ('mIoU', 'aAcc', 'mDice', 'mIoU_head', 'mIoU_body',
-                'mIoU_tail')
+OPTIONAL_METRICS = tuple(k for k in METRIC_FMT if k not in (
+    'mIoU', 'aAcc', 'mAcc', 'mDice', 'mIoU_head', 'mIoU_body', 'mIoU_tail',
+    'DiceErr'))
 TABLES = ('table3', 'table4', 'table6', 'groups', 'selection', 'runs')
 
-# a run has converged when the selection mIoU of its last CONVERGED_LAST
-# evaluations spans at most CONVERGED_SPREAD points (at least
-# CONVERGED_MIN_EVALS evaluations, so that the last ones are late)
+# converged: the last CONVERGED_LAST of at least CONVERGED_MIN_EVALS
+# evaluations span at most CONVERGED_SPREAD points of selection mIoU
 CONVERGED_LAST, CONVERGED_SPREAD, CONVERGED_MIN_EVALS = 3, 1.0, 6
 
 
 def curve_spread(curve: Sequence[dict]) -> Optional[float]:
-    """Max - min of the mIoU of the last evaluations of a validation curve;
-    None when the curve is too short to judge convergence."""
+    """Max - min of a validation curve's last mIoU values (None: too few)."""
     values = [p['mIoU'] for p in curve if p.get('mIoU') is not None]
     if len(values) < CONVERGED_MIN_EVALS:
         return None
@@ -82,14 +70,10 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[str]],
     return '\n'.join(lines) + '\n'
 
 
-Key = Tuple[str, str]  # (column group, column)
-
-
 class Table:
-    """Rows x (group, column) cells: a float, a list of per-seed floats
-    (mean ± std), text or None (blank). ``fmt``: column -> (format, larger
-    is better or None). A row's ``notes`` (key -> text) follow its numbers;
-    its ``marks`` (keys) are bold, like the best mean of a column."""
+    """Rows of (group, column) cells: a float, per-seed floats (mean ± std),
+    text or None; ``fmt``: column -> (format, larger is better or None). Row
+    ``notes`` follow the numbers; ``marks`` and a column's best are bold."""
 
     def __init__(self, name: str, title: str, row_label: str,
                  groups: List[Tuple[str, List[str]]],
@@ -97,8 +81,8 @@ class Table:
                  fmt: Dict[str, Tuple[str, Optional[bool]]], left: int = 1):
         self.name, self.title, self.row_label = name, title, row_label
         self.groups, self.col_labels, self.fmt = groups, col_labels, fmt
-        self.left = left
-        self.rows: List[Tuple[str, Dict, Dict, set]] = []
+        self.left, self.rows = left, []  # (label, values, notes, marks)
+        self.keys = [(g, c) for g, cols in groups for c in cols]
 
     @classmethod
     def plain(cls, name: str, title: str, row_label: str,
@@ -106,13 +90,13 @@ class Table:
         return cls(name, title, row_label, [('', cols)], {c: c for c in cols},
                    {c: ('{:.2f}', larger) for c in cols})
 
-    def add_row(self, label: str, values: Dict[Key, object],
-                notes: Optional[Dict[Key, str]] = None, marks=()) -> None:
+    def add_row(self, label: str, values: dict, notes: Optional[dict] = None,
+                marks=()) -> None:
         self.rows.append((label, values, notes or {}, set(marks)))
 
-    @property
-    def keys(self) -> List[Key]:
-        return [(g, c) for g, cols in self.groups for c in cols]
+    def header(self) -> List[str]:
+        return [self.row_label] + [
+            f'{g} {self.col_labels[c]}'.strip() for g, c in self.keys]
 
     @staticmethod
     def _number(v) -> Optional[float]:
@@ -121,19 +105,13 @@ class Table:
         return v if isinstance(v, float) and math.isfinite(v) else None
 
     def cell(self, values, key, notes) -> str:
-        v, fmt = values.get(key), self.fmt[key[1]][0]
+        v = values.get(key)
+        if isinstance(v, float):
+            v = [v] if math.isfinite(v) else None
         if isinstance(v, (list, tuple)):
-            text = fmt_mean_std(v, fmt)
-        elif isinstance(v, float):
-            text = fmt.format(v) if math.isfinite(v) else ''
-        else:
-            text = '' if v is None else str(v)
-        note = notes.get(key)
-        return f'{text} ({note})' if note and text else text
-
-    def header(self) -> List[str]:
-        return [self.row_label] + [
-            f'{g} {self.col_labels[c]}'.strip() for g, c in self.keys]
+            v = fmt_mean_std(v, self.fmt[key[1]][0])
+        text = '' if v is None else str(v)
+        return f'{text} ({notes[key]})' if text and notes.get(key) else text
 
     def text_rows(self, bold, escape=str) -> List[List[str]]:
         best = {}
@@ -165,10 +143,9 @@ class Table:
         return buf.getvalue()
 
     def to_latex(self) -> str:
-
         def esc(text: str) -> str:
-            return re.sub(r'([&%$#_{}])', r'\\\1',
-                          str(text)).replace('±', r'$\pm$')
+            return re.sub(r'([&%$#_{}])', r'\\\1', text).replace(
+                '±', r'$\pm$')
 
         lines = ['% ' + self.title, r'\begin{tabular}{l' + 'r' * len(
             self.keys) + '}', r'\toprule']
@@ -203,39 +180,37 @@ class PaperTables:
 
     def present(self, axis: int) -> List[str]:
         """The data sets (axis 0) or models (1) with a finished run."""
-        keys = list(self.study.datasets if axis == 0 else self.study.models)
         seen = {c.group[axis] for c in self.results.finished}
-        return [k for k in keys if k in seen]
+        return [k for k in (self.study.datasets if axis == 0
+                            else self.study.models) if k in seen]
 
     def reported_runs(self, d: str, m: str) -> list:
         return [r for rep in self.reported.values()
                 if rep.group[:2] == (d, m) for r in rep.runs]
 
-    def _loss_rows(self, table: Table, columns: Dict[Key, Tuple[str, str]],
-                   value_of) -> None:
-        """One row per loss; ``columns``: key -> (data set, model);
-        ``value_of(reported, key)``: the per-seed values of a cell."""
+    def _loss_rows(self, table: Table, columns: Dict[tuple, Tuple[str, str]],
+                   value_of) -> Table:
+        """One row per loss; ``columns``: key -> (data set, model) whose
+        reported setting gives ``value_of(reported, key)``."""
         for lo, loss in self.study.losses.items():
             reps = {k: self.rep(d, m, lo) for k, (d, m) in columns.items()}
             values = {k: value_of(r, k) if r else None
                       for k, r in reps.items()}
             notes = {k: loss.variant(r.variant).label
                      for k, r in reps.items() if r}
-            if len(set(notes.values())) > 1:
-                # selections differ between columns: say which where
+            rep = next((r for r in reps.values() if r), None)
+            if len(set(notes.values())) > 1:  # say which setting where
                 table.add_row(loss.title, values, notes)
-            else:
-                # the reported setting, the only one, or the title
-                rep = next((r for r in reps.values() if r), None)
-                only = len(loss.variants) == 1
+            else:  # the reported setting, the only one, or the title
                 table.add_row(rep.label if rep else loss.label(
-                    loss.variants[0]) if only else loss.title, values)
+                    loss.variants[0]) if len(loss.variants) == 1 else
+                    loss.title, values)
+        return table
 
     def summary(self, model: str, metrics: Sequence[str], name: str,
                 title: str, datasets: Optional[Sequence[str]] = None
                 ) -> Table:
-        """Loss x (data set, metric) of one model (or ``seeds``); a single
-        data set's columns are not prefixed with its title."""
+        """Loss x (data set, metric or ``seeds``) of one model."""
         datasets = list(datasets or self.present(0))
         groups = [('' if len(datasets) == 1 else
                    self.study.datasets[d].title, list(metrics))
@@ -244,15 +219,11 @@ class PaperTables:
         table = Table(name, title, 'Loss', groups,
                       {k: fmt[k][0] for k in metrics},
                       {k: fmt[k][1:] for k in metrics})
-
-        def value_of(rep, key):
-            if key[1] == 'seeds':
-                return ', '.join(map(str, rep.seeds))
-            return rep.values(key[1])
-
-        self._loss_rows(table, {(g, k): (d, model) for (g, ks), d in zip(
-            groups, datasets) for k in ks}, value_of)
-        return table
+        columns = {(g, k): (d, model)
+                   for (g, ks), d in zip(groups, datasets) for k in ks}
+        return self._loss_rows(table, columns, lambda rep, key: (
+            ', '.join(map(str, rep.seeds)) if key[1] == 'seeds'
+            else rep.values(key[1])))
 
     def table3(self, model: str) -> Table:
         return self.summary(
@@ -268,7 +239,8 @@ class PaperTables:
 
     def metrics(self, dataset: str, model: str) -> Table:
         """Every summary metric the runs of one model have, and the seeds."""
-        keys = list(PAGE_METRICS) + present_metrics(
+        keys = ['mIoU', 'aAcc', 'mDice', 'mIoU_head', 'mIoU_body',
+                'mIoU_tail'] + present_metrics(
             r.report.summary for r in self.reported_runs(dataset, model))
         return self.summary(model, keys + ['seeds'],
                             f'metrics_{dataset}_{model}',
@@ -277,14 +249,12 @@ class PaperTables:
     def table4(self, dataset: str) -> Table:
         models = self.present(1) or list(self.study.models)
         cols = [self.study.models[m].title for m in models]
-        table = Table.plain(
-            f'table4_{dataset}',
-            f'Table 4: loss x model, {self.study.datasets[dataset].title} '
-            '(report split, mIoU %)', 'Loss', cols, True)
-        self._loss_rows(table, {('', c): (dataset, m)
-                                for m, c in zip(models, cols)},
-                        lambda rep, key: rep.values('mIoU'))
-        return table
+        table = Table.plain(f'table4_{dataset}', 'Table 4: loss x model, '
+                            f'{self.study.datasets[dataset].title} (report '
+                            'split, mIoU %)', 'Loss', cols, True)
+        return self._loss_rows(table, {('', c): (dataset, m)
+                                       for m, c in zip(models, cols)},
+                               lambda rep, key: rep.values('mIoU'))
 
     def classes(self, dataset: str, model: str) -> Optional[List[str]]:
         return next((r.classes for r in self.reported_runs(dataset, model)
@@ -293,18 +263,16 @@ class PaperTables:
     def table6(self, dataset: str, model: str,
                order: Optional[Sequence[int]] = None,
                names: Optional[Sequence[str]] = None) -> Optional[Table]:
-        """Per-class IoU of the classes ``order`` (default all), with the
-        column labels ``names``."""
+        """Per-class IoU of the classes ``order`` labelled ``names``."""
         classes = self.classes(dataset, model)
         if classes is None:
             return None
         order = list(range(len(classes)) if order is None else order)
         names = list(names or [classes[i] for i in order])
-        table = Table.plain(
-            f'table6_{dataset}_{model}', 'Table 6: per-class IoU (%), '
-            f'{self.study.datasets[dataset].title}, '
-            f'{self.study.models[model].title} (report split)', 'Loss',
-            names, True)
+        table = Table.plain(f'table6_{dataset}_{model}', 'Table 6: per-class '
+                            f'IoU (%), {self.study.datasets[dataset].title}, '
+                            f'{self.study.models[model].title} (report split)',
+                            'Loss', names, True)
         index = dict(zip(names, order))
 
         def per_class(rep, key):
@@ -313,13 +281,11 @@ class PaperTables:
                     if r.classes == classes and r.report.per_class_iou
                     and r.report.per_class_iou[i] is not None] or None
 
-        self._loss_rows(table, {('', c): (dataset, model) for c in names},
-                        per_class)
-        return table
+        return self._loss_rows(
+            table, {('', c): (dataset, model) for c in names}, per_class)
 
     def selection(self, dataset: str) -> Optional[Table]:
-        """Each swept setting's mean selection metric per model, the chosen
-        one bold (``so far`` while its sweep is unfinished)."""
+        """Each swept setting's selection score per model, the chosen bold."""
         study = self.study
         cols = {m: study.models[m].title for m in study.models}
         table = Table.plain(
@@ -332,17 +298,14 @@ class PaperTables:
             for v in loss.variants if len(loss.variants) > 1 else ():
                 marks = [k for k, s in sels.items()
                          if s and s.variant == v.tag]
-                table.add_row(loss.label(v), {
-                    k: s.scores.get(v.tag) if s else None
-                    for k, s in sels.items()}, {
-                        k: 'so far' for k in marks
-                        if not sels[k].complete}, marks)
+                scores = {k: s and s.scores[v.tag] for k, s in sels.items()}
+                table.add_row(loss.label(v), scores, {
+                    k: 'so far' for k in marks if not sels[k].complete}, marks)
         return table if table.rows else None
 
     def runs(self, planned: Sequence[Cell] = (),
              dataset: Optional[str] = None) -> Table:
-        """Every run (of ``dataset``), and the ``planned`` cells without one
-        (``not run yet``), by name."""
+        """Every run (of ``dataset``) and ``planned`` cell, by name."""
         study, finished = self.study, self.results.finished
         runs = {Cell.from_dict(r.cell): r for r in self.results.others}
         runs.update(finished)
@@ -358,7 +321,6 @@ class PaperTables:
              for c in cols},
             {c: (METRIC_FMT[c][1] if c in reported else '{:.2f}', None)
              for c in cols}, left=3)
-        rows = []
         for c in dict.fromkeys(list(planned) + list(runs)):
             r, loss = runs.get(c), study.losses.get(c.loss)
             known = loss is not None and any(v.tag == c.variant
@@ -377,20 +339,17 @@ class PaperTables:
                     converged if c in finished else None,
                     r.selection.summary.get('mIoU') if r.selection else None
                 ] + [rep.get(k) for k in reported]
-            name = r.name if r else (run_name(study, c) if known else c.key)
-            rows.append((name, dict(zip(table.keys, cells))))
-        for name, values in sorted(rows, key=lambda x: x[0]):
-            table.add_row(name, values)
+            table.add_row(r.name if r else run_name(study, c) if known
+                          else c.key, dict(zip(table.keys, cells)))
+        table.rows.sort(key=lambda row: row[0])
         return table
 
     def build(self, which: Sequence[str] = TABLES) -> List[Table]:
         """The tables named in ``which``, in the order of TABLES."""
-        models, datasets = self.present(1), self.present(0)
-        args = dict(table3=[(m, ) for m in models],
-                    table4=[(d, ) for d in datasets],
-                    table6=[(d, m) for d in datasets for m in models],
-                    groups=[(m, ) for m in models],
-                    selection=[(d, ) for d in datasets], runs=[()])
+        ms = [(m, ) for m in self.present(1)]
+        ds = [(d, ) for d in self.present(0)]
+        args = dict(table3=ms, table4=ds, groups=ms, selection=ds, runs=[()],
+                    table6=[d + m for d in ds for m in ms])
         tables = [getattr(self, name)(*a) for name in TABLES
                   if name in which for a in args[name]]
         return [t for t in tables if t is not None]

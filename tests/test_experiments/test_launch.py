@@ -353,8 +353,9 @@ def test_reproduce_command_smoke(tmp_path, camvid_root):
     assert record['selection']['per_class_iou'] != \
         record['report']['per_class_iou']
     page = tmp_path / 'camvid.md'
-    run_tool(['tools/collect_results.py', '--study', SPEC, '--results-dir',
-              results, '--page', page])
+    # the run's work root, not the study's default (runs may be going there)
+    run_tool(['tools/collect_results.py', '--study', SPEC, root,
+              '--results-dir', results, '--page', page])
     md = page.read_text()
     assert numbers(r'(\d+) of (\d+) runs', md) == (1, 27)
     assert ('--cfg-options ' + ' '.join(tiny)) in md

@@ -7,12 +7,11 @@ import io
 
 import pytest
 
-from mmseg_longtail.experiments.tables import (Table, curve_spread,
-                                               fmt_mean_std)
+from mmseg_longtail.experiments.tables import Table, curve_spread, fmt_mean_std
 from tests.conftest import run_tool
 from tests.test_experiments.test_collect import (CAMVID_CLASSES, STEM,
-                                                 metric_json, results,
-                                                 status, work_root)
+                                                 metric_json, results, status,
+                                                 work_root)
 
 __all__ = ['work_root']  # the fixture, imported for this module's tests
 

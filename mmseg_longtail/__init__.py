@@ -4,7 +4,8 @@ Importing the package registers its modules into mmseg's registries
 (MODELS, DATASETS, TRANSFORMS, METRICS, HOOKS, RUNNERS, MODEL_WRAPPERS) and
 does nothing else, so a config reaches them with::
 
-    custom_imports = dict(imports=['mmseg_longtail'], allow_failed_imports=False)
+    custom_imports = dict(
+        imports=['mmseg_longtail'], allow_failed_imports=False)
 """
 from .version import __version__
 from . import datasets, engine, evaluation, models, utils  # noqa: F401,E402

@@ -1,6 +1,6 @@
-"""Shared test fixtures: repository paths, the shared CamVid data, tool runner."""
+"""Shared test fixtures: repository paths, the shared CamVid data, tool
+runner."""
 import os
-import os.path as osp
 import subprocess
 import sys
 from pathlib import Path
@@ -82,7 +82,8 @@ def repo_root() -> Path:
 def camvid_root() -> Path:
     """The real CamVid copy beside the checkout; skips when it is absent."""
     if not (CAMVID_ROOT / 'ann_dir' / 'train').is_dir():
-        pytest.skip(f'CamVid not found at {CAMVID_ROOT} (../shared/data/camvid)')
+        pytest.skip(f'CamVid not found at {CAMVID_ROOT} '
+                    '(../shared/data/camvid)')
     return CAMVID_ROOT
 
 

@@ -2,7 +2,7 @@
 
 Used for the quick start, tests and smoke runs of every config.
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 from mmseg.datasets import BaseSegDataset
@@ -81,8 +81,8 @@ class SyntheticLongTailDataset(CatIdsMixin, BaseSegDataset):
             img_size = (img_size, img_size)
         h, w = (int(s) for s in img_size)
         if cell_size < 1 or h < cell_size or w < cell_size:
-            raise ValueError(f'cell_size={cell_size} must be in 1..min(img_size)'
-                             f'={min(h, w)}')
+            raise ValueError(f'cell_size={cell_size} must be in '
+                             f'1..min(img_size)={min(h, w)}')
         if not 0 <= ignore_rows < h:
             raise ValueError(f'ignore_rows must be in 0..{h - 1}')
         if 0 <= ignore_index < num_classes:

@@ -28,8 +28,8 @@ def write_spec(folder: Path) -> str:
 name = 'metric_columns'
 title = 'Metric columns'
 datasets = dict(syn=dict(base={str(DATA)!r}, name='syn', title='Synthetic'))
-models = dict(unet=dict(base='mmseg_longtail::_base_/models/unet.py', name='unet',
-                        title='UNet', size_divisor=16))
+models = dict(unet=dict(base='mmseg_longtail::_base_/models/unet.py',
+                        name='unet', title='UNet', size_divisor=16))
 losses = dict({losses})
 schedule = dict(base='mmseg_longtail::_base_/schedules/schedule_30k.py')
 seeds = [0]

@@ -71,10 +71,10 @@ def test_grid_slurm_job_array(slurm_partition, tmp_path):
     out = run_tool([
         'tools/grid.py', '--slurm', '--wait', '--partition', slurm_partition,
         '--gpus-per-node', '0', '--cpus-per-task', '1', '--job-name',
-        'lt-grid'] + select + ['--cfg-options',
-        'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-        'default_hooks.checkpoint.interval=2'
-    ], env=env).stdout
+        'lt-grid'] + select + [
+            '--cfg-options', 'train_cfg.max_iters=2',
+            'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2'
+        ], env=env).stdout
     job = re.search(r'job array (\d+) submitted', out).group(1)
     assert 'ended (sbatch exit 0)' in out
     runs = sorted(root.glob(f'*{TINY_TAIL}'))

@@ -32,13 +32,13 @@ def write_spec(folder: Path) -> Path:
 name = 'sweep_test'
 title = 'Sweep test'
 datasets = dict(syn=dict(base={str(DATA)!r}, name='syn', title='Synthetic'))
-models = dict(unet=dict(base='mmseg_longtail::_base_/models/unet.py', name='unet',
-                        title='UNet', size_divisor=16))
+models = dict(unet=dict(base='mmseg_longtail::_base_/models/unet.py',
+                        name='unet', title='UNet', size_divisor=16))
 losses = dict(
     focal=dict(base='mmseg_longtail::_base_/losses/focal.py', name='focal',
                title='Focal', sweep=dict(gamma=[0.5, 3.0])),
-    pat=dict(base='mmseg_longtail::_base_/losses/pat.py', name='pat', title='PAT',
-             sweep=dict(tau=[1.0, 5.0])))
+    pat=dict(base='mmseg_longtail::_base_/losses/pat.py', name='pat',
+             title='PAT', sweep=dict(tau=[1.0, 5.0])))
 schedule = dict(base='mmseg_longtail::_base_/schedules/schedule_30k.py')
 seeds = [0, 1]
 work_root = {str(folder / 'work')!r}

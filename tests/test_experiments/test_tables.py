@@ -103,8 +103,8 @@ def test_runs_table_and_renderings(work_root, tmp_path):
 
 @pytest.mark.parametrize('values, fmt, text', [
     ([], '{:.2f}', ''), ([1.0], '{:.2f}', '1.00'),
-    ([1.0, 3.0], '{:.1f}', '2.0 ± 1.4'), ([2.0, 2.0], '{:.2f}',
-                                           '2.00 ± 0.00')])
+    ([1.0, 3.0], '{:.1f}', '2.0 ± 1.4'),
+    ([2.0, 2.0], '{:.2f}', '2.00 ± 0.00')])
 def test_fmt_mean_std(values, fmt, text):
     assert fmt_mean_std(values, fmt) == text
 

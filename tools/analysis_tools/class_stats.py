@@ -21,11 +21,15 @@ statistics file. Command line of
 
 Examples::
 
-    python tools/analysis_tools/class_stats.py configs/quickstart/unet_tiny_synthetic_ce.py \
-        --out work_dirs/synthetic_stats.json --plot work_dirs/synthetic_stats.png
-    python tools/analysis_tools/class_stats.py --ann-dir data/camvid/ann_dir/train \
+    python tools/analysis_tools/class_stats.py \
+        configs/quickstart/unet_tiny_synthetic_ce.py \
+        --out work_dirs/synthetic_stats.json \
+        --plot work_dirs/synthetic_stats.png
+    python tools/analysis_tools/class_stats.py \
+        --ann-dir data/camvid/ann_dir/train \
         --num-classes 11 --ignore-index 11 --out data/camvid/class_stats.json
-    python tools/analysis_tools/class_stats.py --stats data/camvid/class_stats.json \
+    python tools/analysis_tools/class_stats.py \
+        --stats data/camvid/class_stats.json \
         --weights mfb enet --weights-dir data/camvid/class_weights
 """
 import argparse

@@ -178,7 +178,6 @@ def load_splits(path: str, num_frames: int) -> Dict[str, List[int]]:
     return out
 
 
-
 def convert_nyu_v2(mat: str,
                    map40: str,
                    out_dir: str = 'data/nyu_v2',

@@ -21,8 +21,9 @@ the contract of mmseg 1.x's ``CrossEntropyLoss``:
 
 Subclasses implement :meth:`LongTailLoss.pixel_loss`, the per-pixel loss of
 shape (N, H, W), zero at ignored pixels, from the logits and a
-:class:`PixelTargets` (labels, valid mask, per-class gathers). Nothing here loops over classes or
-pixels, and nothing reads device values back to the host.
+:class:`PixelTargets` (labels, valid mask, per-class gathers). Nothing here
+loops over classes or pixels, and nothing reads device values back to the
+host.
 """
 import logging
 import warnings

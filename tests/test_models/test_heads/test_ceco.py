@@ -252,7 +252,7 @@ def test_mixin_errors():
         MODELS.build(common)
     with pytest.raises(ValueError, match='must not set'):
         MODELS.build(dict(common, ceco_cfg=dict(class_counts=COUNTS,
-                                                 num_classes=3)))
+                                                num_classes=3)))
     with pytest.raises(ValueError, match='channels=4 must be >= num_classes'):
         MODELS.build(dict(common, num_classes=5,
                           ceco_cfg=dict(class_counts=[1] * 5, channels=4)))

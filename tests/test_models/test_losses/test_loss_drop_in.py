@@ -4,7 +4,6 @@ alone and as a list with CE; its loss is logged and decreases."""
 from pathlib import Path
 
 import pytest
-import torch
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / 'configs' / 'quickstart' / 'unet_tiny_synthetic_ce.py'

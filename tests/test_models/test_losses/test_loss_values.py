@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 from loss_cases import (CASES, COUNTS, NUM_CLASSES, build, draw_blv_noise,
-                      make_batch, ref_cb_weights, ref_ldam_margins,
-                      ref_pat_mask_mean, ref_pixel_loss, ref_reduce)
+                        make_batch, ref_cb_weights, ref_ldam_margins,
+                        ref_pat_mask_mean, ref_pixel_loss, ref_reduce)
 
 PROBS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
@@ -87,7 +87,7 @@ def test_equals_mmseg_cross_entropy(name, avg_non_ignore, class_weight):
         a = ce(za, y, ignore_index=ignore_index,
                reduction_override=reduction)
         b = ours(zb, y, ignore_index=ignore_index,
-               reduction_override=reduction)
+                 reduction_override=reduction)
         assert torch.equal(a, b), (name, reduction)
         a.sum().backward()
         b.sum().backward()

@@ -625,25 +625,22 @@ def _fork(server: _Server, args: List[str], cwd, env: dict, stdout, stderr,
           new_session: bool) -> Optional[Forked]:
     """Hand the run to ``server``; None if it sends it to a fresh one."""
     opened, read_end = [os.open(os.devnull, os.O_RDWR)], None
+
+    def descriptor(stream, inherited: int) -> int:
+        # Popen's meanings of None, DEVNULL, a descriptor or a file object
+        if stream is None:
+            return inherited
+        if stream == subprocess.DEVNULL:
+            return opened[0]
+        return stream if isinstance(stream, int) else stream.fileno()
+
     if stdout == subprocess.PIPE:
-        read_end, write_end = os.pipe()
-        opened.append(write_end)
-        out = write_end
-    elif stdout == subprocess.DEVNULL:
-        out = opened[0]
-    elif stdout is None:
-        out = 1
+        read_end, out = os.pipe()
+        opened.append(out)
     else:
-        out = stdout if isinstance(stdout, int) else stdout.fileno()
-    if stderr == subprocess.STDOUT:
-        err = out
-    elif stderr == subprocess.DEVNULL:
-        err = opened[0]
-    elif stderr is None:
-        err = 2
-    else:
-        assert stderr != subprocess.PIPE, 'stderr=PIPE: use STDOUT'
-        err = stderr if isinstance(stderr, int) else stderr.fileno()
+        out = descriptor(stdout, 1)
+    assert stderr != subprocess.PIPE, 'stderr=PIPE: use STDOUT'
+    err = out if stderr == subprocess.STDOUT else descriptor(stderr, 2)
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         conn.connect(server.socket)
